@@ -1,0 +1,45 @@
+"""Installation script of ``monai_masksup``, a MONAI plugin for masked supervised learning."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+_HERE = Path(__file__).resolve().parent
+_VERSION = re.search(r'__version__ = "([^"]+)"', (_HERE / "monai_masksup" / "__init__.py").read_text()).group(1)
+
+setup(
+    name="monai_masksup",
+    version=_VERSION,
+    description="MONAI plugin: MaskSup, multi-label deep supervision, CutMix mean teacher and MaskContrast.",
+    long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["monai_masksup", "monai_masksup.*"]),
+    install_requires=[
+        "monai>=1.4",
+        "torch>=2.4",
+        "pytorch-ignite>=0.4.11",
+        "nibabel",
+        "itk>=5.3",
+        "numpy>=1.24",
+        "tensorboard",
+        "tqdm",
+        # PILReader: the data sets ship PNG, JPEG and BMP images.
+        "pillow",
+        # CVC-ClinicDB frames are RGB TIFFs mis-tagged as greyscale: only tifffile reads their colour.
+        "tifffile",
+        # monai.bundle run parses its command line with fire.
+        "fire",
+        "pyyaml",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "scipy"],
+        "bench": ["opencv-python-headless"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Medical Science Apps.",
+    ],
+)
