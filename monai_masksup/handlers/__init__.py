@@ -1,1 +1,3 @@
+"""Ignite handlers for MONAI engines: metric handlers of the plugin's metrics."""
 
+from .foreground_iou import ForegroundIoU

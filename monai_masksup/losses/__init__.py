@@ -1,1 +1,3 @@
+"""Losses: the MaskSup objective (clean + context branch + task similarity)."""
 
+from .masksup_loss import MaskSupLoss

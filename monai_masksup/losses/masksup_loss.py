@@ -1,0 +1,256 @@
+"""MaskSup loss: segmentation of the clean view + context branch + task similarity."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.data import MetaTensor
+from torch.nn.modules.loss import _Loss
+
+__all__ = ["MaskSupLoss"]
+
+_COMPONENT_NAMES = ("seg", "context", "task_sim")
+
+
+def _plain(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Drop MetaTensor metadata (keeps autograd) and check that ``x`` is a tensor."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    return x.as_tensor() if isinstance(x, MetaTensor) else x
+
+
+class MaskSupLoss(_Loss):
+    """
+    MaskSup loss of "Masked Supervised Learning for Semantic Segmentation" (Zunair and Hamza, BMVC 2022):
+
+        ``L = a1 * seg(M_p, gt) + a2 * seg(M_pm, gt) + a3 * task_sim(M_p, M_pm)``
+
+    where ``M_p`` are the logits of the clean image, ``M_pm`` the logits of the hole-masked image
+    (the context branch, same network) and ``task_sim`` is the mean squared error between the two
+    probability maps. The gradient of ``task_sim`` reaches both branches (no stop-gradient), as in
+    the official code.
+
+    - **Binary** (one output channel): ``seg`` is BCE-with-logits (mean over all elements) and
+      ``task_sim`` is the MSE of the two sigmoid maps. With the default arguments this is exactly
+      the official binary (GlaS / polyp) loss.
+    - **Multi-class** (``C > 1`` channels): ``seg`` is cross-entropy (mean over the non-ignored
+      pixels, with the optional ``ignore_index``) and ``task_sim`` is the MSE of the two softmax
+      maps, mean over ``B * C * spatial``. The official NYUDv2 code takes the MSE of the two argmax
+      index maps instead, which has no gradient; see ``docs/deviations.md``.
+
+    Any MONAI segmentation loss may replace the built-in ``seg`` term through ``seg_loss``; it is
+    called as ``seg_loss(logits, target)`` once per branch, e.g.
+    ``DiceCELoss(to_onehot_y=True, softmax=True)`` (multi-class) or ``DiceCELoss(sigmoid=True)``
+    (binary). The task-similarity activation is still chosen by the channel count.
+
+    After every ``forward`` the unweighted terms are stored, detached, in ``self.last_components``
+    (``{"seg", "context", "task_sim"}``) for logging. Works for 2D and 3D inputs.
+
+    Args:
+        seg_loss: optional segmentation loss replacing BCE-with-logits / cross-entropy for both
+            branches. Called as ``seg_loss(logits, target)`` with ``target`` as given to
+            ``forward`` (a multi-class index map without channel dimension gets one added, the
+            MONAI convention). It must handle ignored pixels itself, so it cannot be combined
+            with ``ignore_index``.
+        weights: non-negative weights ``(a1, a2, a3)`` of the clean-branch, context-branch and
+            task-similarity terms. Defaults to ``(1.0, 1.0, 1.0)`` as in the paper.
+        ignore_index: label value whose pixels are excluded from the segmentation terms **and**
+            from the task-similarity term (the MSE is then the mean over the valid pixels and all
+            channels). ``None`` (default) ignores nothing. A batch whose pixels are all ignored
+            gives 0 for every term.
+
+    Raises:
+        ValueError: when ``weights`` is not three finite non-negative numbers, or when
+            ``seg_loss`` and ``ignore_index`` are both given.
+        TypeError: when ``seg_loss`` is not callable.
+    """
+
+    def __init__(
+        self,
+        seg_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        weights: Sequence[float] = (1.0, 1.0, 1.0),
+        ignore_index: int | None = None,
+    ) -> None:
+        super().__init__()
+        if seg_loss is not None and not callable(seg_loss):
+            raise TypeError(f"seg_loss must be callable (e.g. a MONAI loss), got {type(seg_loss).__name__}.")
+        if seg_loss is not None and ignore_index is not None:
+            raise ValueError(
+                "seg_loss and ignore_index cannot be combined: ignore_index only applies to the built-in "
+                "BCE / cross-entropy; handle ignored pixels inside the custom seg_loss instead."
+            )
+        weights = tuple(float(w) for w in weights)
+        if len(weights) != 3:
+            raise ValueError(f"weights must have three entries (seg, context, task_sim), got {len(weights)}.")
+        if any(not math.isfinite(w) or w < 0 for w in weights):
+            raise ValueError(f"weights must be finite and non-negative, got {weights}.")
+        self.seg_loss = seg_loss
+        self.weights = weights
+        self.ignore_index = ignore_index
+        self.last_components: dict[str, torch.Tensor] = {}
+
+    def forward(
+        self, pred_clean_logits: torch.Tensor, pred_masked_logits: torch.Tensor, target: torch.Tensor
+    ) -> torch.Tensor:
+        """
+        Args:
+            pred_clean_logits: logits of the clean image, ``(B, C, *spatial)``.
+            pred_masked_logits: logits of the masked image, same shape.
+            target: binary (``C == 1``): float ``(B, 1, *spatial)`` in {0, 1}. Multi-class: class
+                indices ``(B, 1, *spatial)`` or ``(B, *spatial)``, or one-hot ``(B, C, *spatial)``.
+
+        Returns:
+            the weighted sum of the three terms, a scalar tensor.
+
+        Raises:
+            ValueError: see :py:meth:`components`.
+        """
+        terms = self.components(pred_clean_logits, pred_masked_logits, target)
+        self.last_components = {name: value.detach() for name, value in terms.items()}
+        return sum(w * terms[name] for w, name in zip(self.weights, _COMPONENT_NAMES))  # type: ignore[return-value]
+
+    def components(
+        self, pred_clean_logits: torch.Tensor, pred_masked_logits: torch.Tensor, target: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """
+        Compute the three unweighted terms, attached to the graph.
+
+        Args:
+            pred_clean_logits: logits of the clean image, ``(B, C, *spatial)``.
+            pred_masked_logits: logits of the masked image, same shape.
+            target: see :py:meth:`forward`.
+
+        Returns:
+            ``{"seg": seg(M_p, gt), "context": seg(M_pm, gt), "task_sim": task_sim(M_p, M_pm)}``,
+            scalar tensors.
+
+        Raises:
+            ValueError: when the two predictions differ in shape or have fewer than three
+                dimensions, when the target's batch/spatial size does not match, when a binary
+                target holds values other than 0 and 1 (and ``ignore_index``), or when a
+                multi-class target holds values that are not class indices.
+        """
+        clean = _plain(pred_clean_logits, "pred_clean_logits")
+        masked = _plain(pred_masked_logits, "pred_masked_logits")
+        target = _plain(target, "target")
+        if clean.shape != masked.shape:
+            raise ValueError(
+                f"pred_clean_logits and pred_masked_logits must have the same shape, "
+                f"got {tuple(clean.shape)} and {tuple(masked.shape)}."
+            )
+        if clean.ndim < 3:
+            raise ValueError(
+                f"predictions must be (B, C, *spatial) with at least one spatial dim, got shape {tuple(clean.shape)}."
+            )
+        # the reference computes its losses on float32 even under autocast
+        clean, masked = clean.float(), masked.float()
+        if clean.shape[1] == 1:
+            return self._binary_components(clean, masked, target)
+        return self._multiclass_components(clean, masked, target)
+
+    def _check_target_size(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        if target.shape[0] != pred.shape[0] or target.shape[2:] != pred.shape[2:]:
+            raise ValueError(
+                f"target batch/spatial size {tuple(target.shape[:1]) + tuple(target.shape[2:])} does not match "
+                f"the predictions' {tuple(pred.shape[:1]) + tuple(pred.shape[2:])} "
+                f"(target shape {tuple(target.shape)}, prediction shape {tuple(pred.shape)})."
+            )
+
+    def _binary_components(
+        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        if target.ndim == clean.ndim - 1:
+            target = target.unsqueeze(1)
+        if target.ndim != clean.ndim or target.shape[1] != 1:
+            raise ValueError(
+                f"binary target must be (B, 1, *spatial) for predictions of shape {tuple(clean.shape)}, "
+                f"got shape {tuple(target.shape)}."
+            )
+        self._check_target_size(clean, target)
+        valid = None if self.ignore_index is None else target != self.ignore_index
+        checked = target if valid is None else target[valid]
+        if bool(((checked != 0) & (checked != 1)).any()):
+            raise ValueError(
+                "binary target must hold only 0 and 1"
+                + ("" if valid is None else f" (or ignore_index={self.ignore_index})")
+                + f", got values in [{float(checked.min())}, {float(checked.max())}]; "
+                "scale or threshold the label (e.g. 0/255 masks) first."
+            )
+        target = target.to(clean.dtype)
+
+        if self.seg_loss is not None:
+            seg, context = self.seg_loss(clean, target), self.seg_loss(masked, target)
+        elif valid is None:
+            seg = F.binary_cross_entropy_with_logits(clean, target)
+            context = F.binary_cross_entropy_with_logits(masked, target)
+        else:
+            safe_target = target.masked_fill(~valid, 0.0)
+            seg = _masked_mean(F.binary_cross_entropy_with_logits(clean, safe_target, reduction="none"), valid)
+            context = _masked_mean(F.binary_cross_entropy_with_logits(masked, safe_target, reduction="none"), valid)
+        squared = (torch.sigmoid(clean) - torch.sigmoid(masked)) ** 2
+        task_sim = squared.mean() if valid is None else _masked_mean(squared, valid)
+        return {"seg": seg, "context": context, "task_sim": task_sim}
+
+    def _multiclass_components(
+        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        num_classes = clean.shape[1]
+        if target.ndim == clean.ndim - 1:
+            target = target.unsqueeze(1)
+        if target.ndim != clean.ndim or target.shape[1] not in (1, num_classes):
+            raise ValueError(
+                f"multi-class target must be class indices (B, 1, *spatial) / (B, *spatial) or one-hot "
+                f"(B, {num_classes}, *spatial) for predictions of shape {tuple(clean.shape)}, "
+                f"got shape {tuple(target.shape)}."
+            )
+        self._check_target_size(clean, target)
+        seg_target = target
+        if target.shape[1] == num_classes:
+            if bool(((target != 0) & (target != 1)).any()) or bool((target.sum(1) != 1).any()):
+                raise ValueError(
+                    f"a multi-class target with {num_classes} channels must be one-hot (values 0/1, one 1 per pixel)."
+                )
+            indices = target.argmax(1)
+        else:
+            indices = target[:, 0]
+            if bool((indices != indices.round()).any()):
+                raise ValueError("multi-class target must hold integer class indices, got non-integer values.")
+            indices = indices.long()
+            valid_idx = (indices >= 0) & (indices < num_classes)
+            if self.ignore_index is not None:
+                valid_idx |= indices == self.ignore_index
+            if not bool(valid_idx.all()):
+                bad = indices[~valid_idx]
+                raise ValueError(
+                    f"multi-class target values must be class indices in [0, {num_classes - 1}]"
+                    + ("" if self.ignore_index is None else f" or ignore_index={self.ignore_index}")
+                    + f", got {int(bad.min())}..{int(bad.max())}."
+                )
+
+        if self.seg_loss is not None:
+            seg, context = self.seg_loss(clean, seg_target), self.seg_loss(masked, seg_target)
+        elif self.ignore_index is None:
+            seg = F.cross_entropy(clean, indices)
+            context = F.cross_entropy(masked, indices)
+        else:
+            valid = (indices != self.ignore_index).unsqueeze(1)
+            # per-pixel CE + masked mean equals torch's ignore_index mean, but gives 0 (not NaN) when all are ignored
+            ce = {"ignore_index": self.ignore_index, "reduction": "none"}
+            seg = _masked_mean(F.cross_entropy(clean, indices, **ce).unsqueeze(1), valid)
+            context = _masked_mean(F.cross_entropy(masked, indices, **ce).unsqueeze(1), valid)
+        squared = (torch.softmax(clean, dim=1) - torch.softmax(masked, dim=1)) ** 2
+        if self.ignore_index is None:
+            task_sim = squared.mean()
+        else:
+            task_sim = _masked_mean(squared, (indices != self.ignore_index).unsqueeze(1))
+        return {"seg": seg, "context": context, "task_sim": task_sim}
+
+
+def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` over the valid pixels (all channels); ``valid`` is ``(B, 1, *spatial)`` bool."""
+    weight = valid.to(values.dtype).expand_as(values)
+    # clamp: with no valid pixel the term is 0 (still attached to the graph) instead of 0/0
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)

@@ -1,0 +1,137 @@
+"""Per-image foreground IoU, the evaluation metric of the MaskSup paper."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from monai.metrics import CumulativeIterationMetric
+from monai.metrics.utils import do_metric_reduction
+from monai.utils import MetricReduction
+
+__all__ = ["ForegroundIoUMetric", "compute_foreground_iou"]
+
+
+def _foreground_channel(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Return the ``(B, 1, *spatial)`` foreground map of a binary map or a two-channel one-hot map."""
+    if x.ndim < 3:
+        raise ValueError(f"{name} must be (B, 1, *spatial) or one-hot (B, 2, *spatial), got shape {tuple(x.shape)}.")
+    if x.shape[1] == 2:
+        x = x[:, 1:2]
+    elif x.shape[1] != 1:
+        raise ValueError(
+            f"{name} must have 1 channel (foreground) or 2 (one-hot background/foreground), got {x.shape[1]} "
+            f"channels (shape {tuple(x.shape)}); for multi-class use monai.metrics.MeanIoU or DiceMetric."
+        )
+    if bool(((x != 0) & (x != 1)).any()):
+        raise ValueError(
+            f"{name} must be binarised (values 0 and 1), got values in [{float(x.min())}, {float(x.max())}]; "
+            "post-process predictions with Activations(sigmoid=True) + AsDiscrete(threshold=0.5) "
+            "and scale labels to {0, 1}."
+        )
+    return x
+
+
+def compute_foreground_iou(y_pred: torch.Tensor, y: torch.Tensor, empty_score: float = 1.0) -> torch.Tensor:
+    """
+    Foreground intersection over union of each image, as reported in "Masked Supervised Learning for
+    Semantic Segmentation" (Zunair and Hamza, BMVC 2022): ``|P & G| / |P | G|`` of the binarised
+    prediction ``P`` (``sigmoid > 0.5``) and the label ``G``, one value per image.
+
+    Empty-mask convention: an image whose label **and** prediction are both empty (union 0) scores
+    ``empty_score``, 1.0 by default (a correct "nothing here" answer is perfect); an empty label
+    with a non-empty prediction (or the reverse) scores 0. The reference code scores images with
+    scikit-learn's ``jaccard_score``, which returns 0 for an empty union (``zero_division``
+    default); ``empty_score=0.0`` reproduces it, and ``empty_score=float("nan")`` leaves those
+    images out of the mean (like MONAI's ``ignore_empty``). See ``docs/deviations.md``.
+
+    Args:
+        y_pred: binarised prediction ``(B, 1, *spatial)``, or one-hot ``(B, 2, *spatial)`` (channel 1
+            is used). 2D or 3D.
+        y: binarised label in the same form (either form, independent of ``y_pred``'s).
+        empty_score: the score of an image whose label and prediction are both empty.
+
+    Returns:
+        float32 tensor ``(B, 1)`` of per-image IoU.
+
+    Raises:
+        ValueError: when a tensor has neither 1 nor 2 channels, is not binarised, or the batch or
+            spatial sizes of ``y_pred`` and ``y`` differ.
+    """
+    y_pred = _foreground_channel(y_pred, "y_pred")
+    y = _foreground_channel(y, "y")
+    if y_pred.shape != y.shape:
+        raise ValueError(
+            f"y_pred and y must have the same batch and spatial size, got {tuple(y_pred.shape)} and {tuple(y.shape)} "
+            "(after taking the foreground channel)."
+        )
+    reduce_dims = list(range(2, y.ndim))
+    y_pred, y = y_pred.float(), y.float()
+    intersection = (y_pred * y).sum(reduce_dims)
+    union = y_pred.sum(reduce_dims) + y.sum(reduce_dims) - intersection
+    empty = torch.full_like(union, empty_score)
+    return torch.where(union > 0, intersection / union.clamp_min(1.0), empty)
+
+
+class ForegroundIoUMetric(CumulativeIterationMetric):
+    """
+    Per-image foreground IoU (binary segmentation) accumulated over iterations; see
+    :py:func:`compute_foreground_iou` for the formula and the empty-mask convention. With the
+    default ``reduction="mean"`` the aggregate is the mean over images, the paper's number.
+
+    For multi-class segmentation use MONAI's ``MeanIoU`` or ``DiceMetric``: on a two-channel
+    one-hot input, ``MeanIoU(include_background=False)`` gives the same per-image values on images
+    with a non-empty label.
+
+    Args:
+        empty_score: score of an image with empty label and empty prediction (1.0; 0.0 reproduces
+            the reference's scikit-learn ``jaccard_score``; NaN excludes such images).
+        reduction: MONAI reduction mode applied to the not-NaN values: {``"none"``, ``"mean"``,
+            ``"sum"``, ``"mean_batch"``, ``"sum_batch"``, ``"mean_channel"``, ``"sum_channel"``}.
+        get_not_nans: whether ``aggregate()`` also returns the count of not-NaN values.
+    """
+
+    def __init__(
+        self,
+        empty_score: float = 1.0,
+        reduction: MetricReduction | str = MetricReduction.MEAN,
+        get_not_nans: bool = False,
+    ) -> None:
+        super().__init__()
+        if not (math.isnan(empty_score) or 0.0 <= empty_score <= 1.0):
+            raise ValueError(f"empty_score must be in [0, 1] or NaN, got {empty_score}.")
+        self.empty_score = float(empty_score)
+        self.reduction = reduction
+        self.get_not_nans = get_not_nans
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """
+        Args:
+            y_pred: binarised prediction ``(B, 1, *spatial)`` or one-hot ``(B, 2, *spatial)``.
+            y: binarised label, same forms.
+
+        Returns:
+            per-image IoU ``(B, 1)``.
+        """
+        return compute_foreground_iou(y_pred, y, empty_score=self.empty_score)
+
+    def aggregate(
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """
+        Reduce the buffered per-image scores.
+
+        Args:
+            reduction: overrides ``self.reduction`` when given.
+
+        Returns:
+            the reduced metric, or ``(metric, not_nans)`` when ``get_not_nans`` is True.
+
+        Raises:
+            ValueError: when the buffer is not a tensor (nothing was accumulated).
+        """
+        data = self.get_buffer()
+        if not isinstance(data, torch.Tensor):
+            raise ValueError(f"ForegroundIoUMetric has nothing to aggregate (buffer is {type(data).__name__}).")
+        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
+        return (f, not_nans) if self.get_not_nans else f
