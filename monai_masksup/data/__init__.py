@@ -1,1 +1,50 @@
+"""Data sets of the MaskSup experiments: datalist indexers, readers, checks, splits and demo data."""
 
+from .binarize_label import BinarizeLabel, BinarizeLabeld
+from .channel_checks import EnsureRGB, EnsureRGBd
+from .cvc_clinicdb import CVC_CLINICDB_URL, index_cvc_clinicdb
+from .errors import DataFileError, DatasetLayoutError
+from .glas import GLAS_URL, detect_glas_layout, index_glas, index_glas_export, index_glas_warwick, read_glas_grades
+from .image_checks import check_complete, image_size, validate_datalist
+from .kvasir import KVASIR_SEG_URL, index_kvasir_seg
+from .label_values import CheckLabelValues, CheckLabelValuesd
+from .pairing import index_folder_pair, pair_by_name
+from .pranet import PRANET_URL, index_pranet, list_pranet_test_sets
+from .splits import make_splits, read_id_list, select_ids, split_train_val
+from .synthetic_glas import make_synthetic_glas
+from .tiff_reader import TiffFileReader
+
+__all__ = [
+    "BinarizeLabel",
+    "BinarizeLabeld",
+    "CVC_CLINICDB_URL",
+    "CheckLabelValues",
+    "CheckLabelValuesd",
+    "DataFileError",
+    "DatasetLayoutError",
+    "EnsureRGB",
+    "EnsureRGBd",
+    "GLAS_URL",
+    "KVASIR_SEG_URL",
+    "PRANET_URL",
+    "TiffFileReader",
+    "check_complete",
+    "detect_glas_layout",
+    "image_size",
+    "index_cvc_clinicdb",
+    "index_folder_pair",
+    "index_glas",
+    "index_glas_export",
+    "index_glas_warwick",
+    "index_kvasir_seg",
+    "index_pranet",
+    "list_pranet_test_sets",
+    "make_splits",
+    "make_synthetic_glas",
+    "pair_by_name",
+    "read_glas_grades",
+    "read_id_list",
+    "select_ids",
+    "split_train_val",
+    "validate_datalist",
+]
