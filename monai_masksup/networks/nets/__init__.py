@@ -1,1 +1,6 @@
+"""Networks of monai_masksup. The U-Net / U-Net++ baselines are MONAI's ``BasicUNet`` and
+``BasicUNetPlusPlus`` and are not re-implemented here."""
 
+from __future__ import annotations
+
+from .levit_unet import LEVIT_SPECS, LeViTUNet, LeViTUNetDecoderBlock
