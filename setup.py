@@ -37,7 +37,7 @@ setup(
         "scipy",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "jsonschema"],
         "bench": ["opencv-python-headless"],
     },
     classifiers=[

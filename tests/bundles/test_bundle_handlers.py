@@ -1,0 +1,129 @@
+"""The bundle handlers: loss-component scalars, TensorBoard image grids, resuming from the newest checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointSaver
+
+from monai_masksup.handlers.checkpoint_resume import (
+    KeyMetricRecord,
+    ResumeFromLatestCheckpoint,
+    find_latest_checkpoint,
+)
+from monai_masksup.handlers.engine_scalars import from_engine_scalars
+from monai_masksup.handlers.tensorboard_image_grid import TensorBoardImageGrid, image_grid
+
+
+def test_scalars_of_decollated_output_include_components_and_lr():
+    output = [{"loss": torch.tensor(1.5), "loss_seg": 0.5, "loss_context": 0.75, "loss_task_sim": 0.25}] * 2
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=3e-4)
+    scalars = from_engine_scalars(optimizer=optimizer)(output)
+    assert scalars == {"loss": 1.5, "loss_seg": 0.5, "loss_context": 0.75, "loss_task_sim": 0.25, "lr": 3e-4}
+
+
+def test_scalars_name_the_missing_key():
+    with pytest.raises(KeyError, match="loss_context"):
+        from_engine_scalars()({"loss": 1.0, "loss_seg": 1.0})
+
+
+def test_image_grid_tiles_rows_and_columns():
+    image = torch.full((2, 3, 4, 5), -1.0)
+    image[:, :, 0, 0] = 1.0  # min-max stretch: this pixel 1, the rest 0
+    logits = torch.zeros(2, 1, 4, 5)  # sigmoid(0) = 0.5
+    grid = image_grid([image, logits], sigmoid=[False, True], padding=1)
+    assert tuple(grid.shape) == (3, 2 * (4 + 1) + 1, 2 * (5 + 1) + 1)
+    assert grid[:, 1, 1].tolist() == [1.0, 1.0, 1.0] and grid[:, 2, 2].tolist() == [0.0, 0.0, 0.0]
+    assert torch.allclose(grid[:, 1:5, 7:12], torch.full((3, 4, 5), 0.5))
+    assert grid[:, 0, :].abs().sum() == 0  # padding stays black
+
+
+def test_image_grid_writer_skips_absent_keys():
+    written = {}
+
+    class _Writer:
+        def add_image(self, tag, img, global_step, dataformats):
+            written[tag] = (tuple(img.shape), global_step, dataformats)
+
+        def flush(self):
+            pass
+
+    engine = Engine(lambda e, b: None)
+    engine.state.epoch = 3
+    engine.state.output = [{"image": torch.rand(3, 8, 8), "pred": torch.rand(1, 8, 8)} for _ in range(6)]
+    TensorBoardImageGrid(summary_writer=_Writer(), keys=("image", "image_masked", "pred"), max_images=4, tag="t")(engine)
+    assert written == {"t": ((3, 4 * 10 + 2, 2 * 10 + 2), 3, "CHW")}
+
+
+def test_latest_checkpoint_is_the_highest_epoch_number(tmp_path):
+    assert find_latest_checkpoint(tmp_path / "missing") is None
+    for name in ("checkpoint_epoch=9.pt", "checkpoint_epoch=10.pt", "model.pt", "checkpoint_epoch=x.pt"):
+        (tmp_path / name).write_bytes(b"")
+    assert find_latest_checkpoint(tmp_path).name == "checkpoint_epoch=10.pt"
+
+
+def _saver(folder):
+    net = torch.nn.Linear(1, 1)
+    return net, CheckpointSaver(
+        save_dir=str(folder), save_dict={"model": net}, save_key_metric=True, key_metric_name="m",
+        key_metric_filename="model.pt",
+    )
+
+
+def _validate(saver, score: float) -> None:
+    engine = Engine(lambda e, b: None)
+    engine.state.metrics = {"m": score}
+    saver.attach(engine)
+    engine.fire_event(Events.EPOCH_COMPLETED)
+
+
+def test_restored_key_metric_record_keeps_the_better_best_model(tmp_path):
+    _, first = _saver(tmp_path)
+    _validate(first, 0.8)
+    record = KeyMetricRecord(first).state_dict()
+    best = (tmp_path / "model.pt").read_bytes()
+
+    net, second = _saver(tmp_path)  # a resumed run: new saver, record restored
+    with torch.no_grad():
+        net.weight.fill_(5.0)
+    KeyMetricRecord(second).load_state_dict(record)
+    _validate(second, 0.5)
+    assert (tmp_path / "model.pt").read_bytes() == best
+    _validate(second, 0.9)
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["weight"].item() == 5.0
+
+
+def test_key_metric_record_needs_a_key_metric_saver(tmp_path):
+    plain = CheckpointSaver(save_dir=str(tmp_path), save_dict={"model": torch.nn.Linear(1, 1)}, save_interval=1)
+    with pytest.raises(ValueError, match="save_key_metric=True"):
+        KeyMetricRecord(plain)
+
+
+def test_resume_restores_epoch_and_weights(tmp_path):
+    net = torch.nn.Linear(2, 1)
+    trainer = Engine(lambda e, b: None)
+    saver = CheckpointSaver(save_dir=str(tmp_path), save_dict={"model": net, "trainer": trainer}, save_interval=1)
+    saver.attach(trainer)
+    trainer.run([0, 0], max_epochs=3)
+    trained = net.weight.detach().clone()
+
+    fresh_net = torch.nn.Linear(2, 1)
+    fresh = Engine(lambda e, b: None)
+    epochs_run = []
+    fresh.add_event_handler(Events.EPOCH_STARTED, lambda e: epochs_run.append(e.state.epoch))
+    loader = ResumeFromLatestCheckpoint(tmp_path, {"model": fresh_net, "trainer": fresh})
+    loader.attach(fresh)
+    fresh.run([0, 0], max_epochs=5)
+    assert loader.resumed_from.name == "checkpoint_epoch=3.pt"
+    assert epochs_run == [4, 5]
+    assert torch.equal(fresh_net.weight, trained)
+
+
+def test_disabled_resume_does_nothing(tmp_path):
+    (tmp_path / "checkpoint_epoch=1.pt").write_bytes(b"not a checkpoint")
+    engine = Engine(lambda e, b: None)
+    loader = ResumeFromLatestCheckpoint(tmp_path, {"trainer": engine}, enabled=False)
+    loader.attach(engine)
+    engine.run([0], max_epochs=1)
+    assert loader.resumed_from is None
