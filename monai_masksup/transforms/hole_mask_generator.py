@@ -1,0 +1,539 @@
+"""Batched, vectorised generator of irregular hole masks (lines, discs, elliptic arcs, brush strokes)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["COVERAGE_PRESETS", "HoleMaskGenerator"]
+
+#: Right-closed coverage bins ``(lo, hi]`` of the hole ratio; "high" is the MaskSup default.
+COVERAGE_PRESETS: dict[str, tuple[float, float]] = {"low": (0.01, 0.1), "high": (0.5, 0.6)}
+
+# Sub-bins per order level when the coverage threshold is placed inside one primitive or ring.
+_SUB_BINS = 64
+# Order key of a pixel that no primitive covers.
+_UNCOVERED = 2**30
+# Arcs are drawn as polylines with at most this angular step, as OpenCV's ``ellipse2Poly`` does.
+_ARC_STEP_DEG = 5.0
+# OpenCV draws a line of thickness t about t + 1 pixels wide (t = 3 covers 5 rows when horizontal); the
+# capsule radius t / 2 + 0.6 matches the PConv-Keras hole ratios.
+_WIDTH_PAD = 0.6
+# Vertices of a free-form brush stroke at most (it uses 4 to this many).
+_STROKE_VERTICES = 12
+
+
+def _check_count_range(name: str, value: Sequence[int]) -> tuple[int, int]:
+    if len(value) != 2 or int(value[0]) < 0 or int(value[1]) < int(value[0]):
+        raise ValueError(f"{name} must be a (min, max) pair with 0 <= min <= max, got {value!r}.")
+    return int(value[0]), int(value[1])
+
+
+def _check_coverage(coverage: str | Sequence[float] | None) -> tuple[float, float] | None:
+    if coverage is None:
+        return None
+    if isinstance(coverage, str):
+        if coverage not in COVERAGE_PRESETS:
+            raise ValueError(
+                f"coverage must be one of {sorted(COVERAGE_PRESETS)}, a (lo, hi) pair or None, got {coverage!r}."
+            )
+        return COVERAGE_PRESETS[coverage]
+    try:
+        lo, hi = (float(c) for c in coverage)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"coverage must be 'low', 'high', a (lo, hi) pair or None, got {coverage!r}.") from e
+    # lo = 0 is allowed: the bin is right-closed, so (0, hi] never asks for an empty mask
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"coverage (lo, hi) must satisfy 0 <= lo < hi <= 1 (the bin is (lo, hi]), got {coverage!r}.")
+    return lo, hi
+
+
+def _dilate(mask: torch.Tensor, cross: bool) -> torch.Tensor:
+    """One binary dilation step of a ``(B, 1, *spatial)`` bool mask by a 3^D cube or the 2D-neighbour cross."""
+    out = mask.clone()
+    for dim in range(2, mask.ndim):
+        n = mask.shape[dim]
+        src = mask if cross else out.clone()
+        out.narrow(dim, 1, n - 1).logical_or_(src.narrow(dim, 0, n - 1))
+        out.narrow(dim, 0, n - 1).logical_or_(src.narrow(dim, 1, n - 1))
+    return out
+
+
+class HoleMaskGenerator:
+    """
+    Random irregular hole masks made of thick lines, filled discs (balls in 3D), thick elliptic arcs and
+    free-form brush strokes, generated for a whole batch at once on any device.
+
+    The primitives follow the irregular masks of Liu et al., "Image Inpainting for Irregular Holes Using
+    Partial Convolutions", ECCV 2018 (https://arxiv.org/abs/1804.07723), as sampled by the PConv-Keras
+    ``MaskGenerator``: per mask 1-20 lines, 1-20 discs and 1-20 elliptic arcs, thickness / radius drawn from
+    ``{3, ..., int(0.03 * (H + W))}``; the free-form strokes are random-walk polylines in the manner of
+    DeepFill v2. The same code draws 3D masks (lines, balls, arcs on random planes, strokes in 3D).
+
+    Every primitive is split into capsules (all points within a radius of a segment; a disc is a capsule of
+    length 0; an arc is a polyline of chords) and each capsule is rasterised exactly, as one pixel interval
+    per image row along the last axis, so the work grows with the stroke length and thickness, never with
+    (pixels x primitives), and there is no Python loop over samples or primitives. Raw masks are the union
+    of the intervals (a difference array and one cumulative sum); lines and arcs get the capsule radius
+    ``t / 2 + 0.6`` because OpenCV draws a line of thickness t about t + 1 pixels wide.
+
+    Coverage control: with ``coverage=(lo, hi)`` every mask gets a target hole ratio drawn uniformly in
+    ``(lo, hi]``. A pool of primitives sized for the bin (2D: about 1.25 x what the top of the bin needs,
+    plus 10) is put in a random order and every pixel records the order of the first primitive, and the
+    position along it, that covers it; for a mask whose union stays below its target the union is grown by
+    alternating 3^D cube / cross dilation rings with a smooth random tie-break (rare in 2D, usual in 3D). The
+    mask is this order field thresholded per sample at the candidate hole ratio closest to the target inside
+    the bin, so the primitives drawn last are dropped or cut short (at 1/64 of a primitive or ring, and at
+    capsules of ``chunk_length``): in tests every one of 1,000 masks at 224 x 224 fell inside the bin for
+    "low", "high" and (0.2, 0.3). This replaces the dilation/erosion ladder: it hits any bin, the extreme
+    ones included, without moving a stroke's shape.
+
+    ``coverage=None`` returns the raw union of the randomly counted primitives. At 224 x 224 (4,000 masks)
+    its hole ratio has mean 0.305, std 0.102, quartiles 0.230 / 0.311 / 0.384 against the PConv-Keras
+    reference (OpenCV) 0.312, 0.104 and 0.233 / 0.321 / 0.391: the mean is within 0.01.
+
+    Randomness: every random number is drawn from ``generator`` on the generator's own device (the default
+    CPU generator when ``None``) and then moved to ``device``, so a seeded CPU generator gives the same masks
+    on CPU and CUDA (a CPU generator cannot drive CUDA sampling directly). A CUDA generator may be passed
+    when ``device`` is CUDA.
+
+    Args:
+        coverage: "low" = (0.01, 0.1], "high" = (0.5, 0.6] (MaskSup default), a ``(lo, hi)`` pair with
+            ``0 <= lo < hi <= 1``, or ``None`` for the raw generator output without coverage control.
+        n_lines: (min, max) number of thick lines per mask (counts are drawn when ``coverage`` is ``None``;
+            under coverage control the maxima set the mix of the pool, whose size follows the bin).
+        n_circles: (min, max) number of filled discs / balls.
+        n_arcs: (min, max) number of thick elliptic arcs.
+        n_strokes: (min, max) number of free-form brush strokes (4-12 vertices each). The default ``(0, 0)``
+            keeps the PConv-Keras recipe; ``(1, 5)`` adds DeepFill-like strokes.
+        size_scale: largest thickness / radius as a fraction of the mean side times 2 (PConv-Keras: 0.03 of
+            ``H + W``), at least 3 pixels.
+        chunk_length: length in pixels of the capsules long strokes are split into (the resolution at which the
+            last primitive is cut short). Default: 64 in 2D, 8 in 3D.
+
+    Raises:
+        ValueError: when ``coverage`` is not "low", "high", None or a pair ``0 <= lo < hi <= 1``, or a count range
+            is malformed.
+    """
+
+    def __init__(
+        self,
+        coverage: str | tuple[float, float] | None = "high",
+        n_lines: Sequence[int] = (1, 20),
+        n_circles: Sequence[int] = (1, 20),
+        n_arcs: Sequence[int] = (1, 20),
+        n_strokes: Sequence[int] = (0, 0),
+        size_scale: float = 0.03,
+        chunk_length: float | None = None,
+    ) -> None:
+        self.coverage = _check_coverage(coverage)
+        self.n_lines = _check_count_range("n_lines", n_lines)
+        self.n_circles = _check_count_range("n_circles", n_circles)
+        self.n_arcs = _check_count_range("n_arcs", n_arcs)
+        self.n_strokes = _check_count_range("n_strokes", n_strokes)
+        if self.n_lines[1] + self.n_circles[1] + self.n_arcs[1] + self.n_strokes[1] == 0:
+            raise ValueError("at least one of n_lines, n_circles, n_arcs, n_strokes must allow a primitive.")
+        if size_scale <= 0:
+            raise ValueError(f"size_scale must be positive, got {size_scale}.")
+        self.size_scale = float(size_scale)
+        if chunk_length is not None and chunk_length <= 0:
+            raise ValueError(f"chunk_length must be positive, got {chunk_length}.")
+        self.chunk_length = chunk_length
+
+    # ------------------------------------------------------------------ public API
+    def __call__(self, *args, **kwargs) -> torch.Tensor:
+        return self.gen(*args, **kwargs)
+
+    def gen(
+        self,
+        batch_size: int,
+        spatial_size: Sequence[int],
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """
+        Draw a batch of hole masks.
+
+        Args:
+            batch_size: number of masks B.
+            spatial_size: (H, W) or (H, W, D), every side at least 1.
+            device: device of the returned masks (default CPU).
+            generator: source of all randomness; parameters are drawn on its device and moved to ``device``.
+
+        Returns:
+            float32 tensor ``(B, 1, *spatial_size)`` on ``device``, 1 = hole, 0 = keep.
+
+        Raises:
+            ValueError: when ``spatial_size`` is not 2D or 3D with positive sides, or ``batch_size < 1``.
+        """
+        spatial = tuple(int(s) for s in spatial_size)
+        if len(spatial) not in (2, 3) or min(spatial) < 1:
+            raise ValueError(f"spatial_size must be 2 or 3 positive sides (H, W[, D]), got {tuple(spatial_size)}.")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        batch_size = int(batch_size)
+        device = torch.device("cpu") if device is None else torch.device(device)
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+
+        draws = self._draw(batch_size, spatial, generator, gen_device)
+        draws = {k: v.to(device) for k, v in draws.items()}
+        segments = self._segments(draws, spatial)
+        spans = self._spans(segments, spatial)
+        if self.coverage is None:
+            mask = self._render_union(spans, batch_size, spatial)
+        else:
+            n_total = draws["order_keys"].shape[1]
+            mask = self._render_controlled(spans, n_total, draws["target"], batch_size, spatial, generator)
+        return mask.unsqueeze(1)
+
+    # ------------------------------------------------------------------ random parameters
+    def _pool_counts(self, spatial: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """Primitives per type drawn under coverage control (all of them compete in the order field)."""
+        n_max = (self.n_lines[1], self.n_circles[1], self.n_arcs[1], self.n_strokes[1])
+        if len(spatial) != 2:
+            return n_max
+        # One PConv primitive covers ~1.2 % of a 2D image, so a union of n reaches about 1 - exp(-0.012 n).
+        # Draw 1.25x the primitives the top of the bin needs, plus 10: drawing more primitives is much
+        # cheaper than the dilation rings that otherwise fill a shortfall, and the low bins need only a few.
+        hi = self.coverage[1]  # type: ignore[index]
+        needed = 1.25 * -math.log(max(1.0 - hi, 0.05)) / 0.012 + 10
+        share = needed / sum(n_max)
+        return tuple(max(1, math.ceil(n * share)) if n > 0 else 0 for n in n_max)  # type: ignore[return-value]
+
+    def _draw(self, batch_size: int, spatial: tuple[int, ...], generator, gen_device) -> dict[str, torch.Tensor]:
+        """Draw every random number of a batch, in a fixed order, on the generator's device."""
+        dims = len(spatial)
+        max_size = max(3, int(sum(spatial) / dims * 2 * self.size_scale))
+        b = batch_size
+
+        def rand(*shape):
+            return torch.rand(*shape, generator=generator, device=gen_device)
+
+        def randn(*shape):
+            return torch.randn(*shape, generator=generator, device=gen_device)
+
+        def randint(lo, hi, shape):
+            return torch.randint(lo, hi + 1, shape, generator=generator, device=gen_device)
+
+        ranges = (self.n_lines, self.n_circles, self.n_arcs, self.n_strokes)
+        if self.coverage is None:
+            n_l, n_c, n_a, n_s = (r[1] for r in ranges)
+            counts = torch.stack([randint(lo, hi, (b,)) for lo, hi in ranges], dim=1)
+        else:
+            n_l, n_c, n_a, n_s = self._pool_counts(spatial)
+            counts = torch.tensor([n_l, n_c, n_a, n_s], device=gen_device).expand(b, 4)
+        d: dict[str, torch.Tensor] = {"counts": counts, "order_keys": rand(b, n_l + n_c + n_a + n_s)}
+        d["line_p0"], d["line_p1"] = rand(b, n_l, dims), rand(b, n_l, dims)
+        d["line_t"] = randint(3, max_size, (b, n_l))
+        d["circle_c"], d["circle_r"] = rand(b, n_c, dims), randint(3, max_size, (b, n_c))
+        d["arc_c"] = rand(b, n_a, dims)
+        d["arc_a"], d["arc_b"] = randint(1, spatial[-1], (b, n_a)), randint(1, spatial[-2], (b, n_a))
+        d["arc_g1"], d["arc_g2"] = randn(b, n_a, dims), randn(b, n_a, dims)
+        d["arc_deg"], d["arc_t"] = randint(3, 180, (b, n_a, 2)), randint(3, max_size, (b, n_a))
+        d["stroke_start"], d["stroke_turn"] = rand(b, n_s, 1, dims), randn(b, n_s, _STROKE_VERTICES - 1, dims)
+        d["stroke_len"] = rand(b, n_s, _STROKE_VERTICES - 1, 1)
+        d["stroke_nseg"] = randint(3, _STROKE_VERTICES - 1, (b, n_s, 1))
+        d["stroke_t"] = randint(3, max_size, (b, n_s))
+        if self.coverage is not None:
+            lo, hi = self.coverage
+            # (lo, hi]: 1 - U[0, 1) lies in (0, 1].
+            u = torch.rand(b, generator=generator, device=gen_device, dtype=torch.float64)
+            d["target"] = lo + (hi - lo) * (1.0 - u)
+        return d
+
+    # ------------------------------------------------------------------ geometry
+    def _segments(self, d: dict[str, torch.Tensor], spatial: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """
+        Turn the draws into capsule segments: ``p0``, ``p1`` (N, D), ``radius`` (N,) (negative = unused),
+        ``batch`` (N,) and the order values ``val0``, ``val1`` at both ends (rank of the primitive in the
+        random drawing order + position along it in [0, 1)).
+        """
+        dims = len(spatial)
+        device = d["order_keys"].device
+        side = torch.tensor(spatial, dtype=torch.float32, device=device)
+        b = d["order_keys"].shape[0]
+        counts = d["counts"]
+        n_l, n_c, n_a, n_s = d["line_t"].shape[1], d["circle_r"].shape[1], d["arc_t"].shape[1], d["stroke_t"].shape[1]
+        rank = torch.argsort(torch.argsort(d["order_keys"], dim=1), dim=1).to(torch.float32)
+        rank_l, rank_c, rank_a, rank_s = torch.split(rank, [n_l, n_c, n_a, n_s], dim=1)
+        bidx = torch.arange(b, device=device, dtype=torch.float32)[:, None]
+
+        def used(kind: int, n: int) -> torch.Tensor:
+            return torch.arange(n, device=device)[None, :] < counts[:, kind : kind + 1]
+
+        def unless_used(radius: torch.Tensor, kind: int) -> torch.Tensor:
+            return torch.where(used(kind, radius.shape[1]), radius, torch.full_like(radius, -1.0))
+
+        parts = []  # (p0, p1, radius, batch, val0, val1), leading dims flattened later
+        # Lines: OpenCV thickness t, capsule radius t / 2 + pad.
+        parts.append(
+            (
+                d["line_p0"] * side,
+                d["line_p1"] * side,
+                unless_used(d["line_t"].float() / 2 + _WIDTH_PAD, 0),
+                bidx.expand(-1, n_l),
+                rank_l,
+                rank_l + 1,
+            )
+        )
+        # Discs / balls: a capsule of length 0.
+        centre = d["circle_c"] * side
+        parts.append((centre, centre, unless_used(d["circle_r"].float(), 1), bidx.expand(-1, n_c), rank_c, rank_c))
+
+        # Elliptic arcs on a random plane, parametric angles in [3, 180] degrees, as a polyline of chords
+        # whose sagitta stays below ~0.5 px (Delta^2 * max_axis / 8), and under coverage control no longer
+        # than one chunk.
+        semi_a, semi_b = d["arc_a"].float(), d["arc_b"].float()
+        u = F.normalize(d["arc_g1"], dim=-1)
+        g2 = d["arc_g2"]
+        v = F.normalize(g2 - (g2 * u).sum(-1, keepdim=True) * u + 1e-4 * torch.roll(u, 1, -1), dim=-1)
+        ang = torch.deg2rad(d["arc_deg"].float())
+        theta0 = ang.min(-1).values
+        span = ang.max(-1).values - theta0
+        max_axis = torch.maximum(semi_a, semi_b)
+        n_chords = torch.ceil(span / torch.sqrt(4.0 / max_axis))
+        chunk = self._chunk_length(dims)
+        if chunk is not None:
+            n_chords = torch.maximum(n_chords, torch.ceil(span * max_axis / chunk))
+        n_chords = torch.where(used(2, n_a), n_chords.clamp(min=1), torch.zeros_like(n_chords)).long().flatten()
+        arc_id = torch.repeat_interleave(n_chords)
+        first = torch.cumsum(n_chords, 0) - n_chords
+        m = n_chords[arc_id].float()
+        s0 = (torch.arange(arc_id.numel(), device=device) - first[arc_id]).float() / m
+        s1 = s0 + 1 / m
+        th0, sp = theta0.flatten()[arc_id], span.flatten()[arc_id]
+        c_a, u_a, v_a = (t.reshape(-1, dims)[arc_id] for t in (d["arc_c"] * side, u, v))
+        a_a, b_a = semi_a.flatten()[arc_id, None], semi_b.flatten()[arc_id, None]
+
+        def arc_point(s):
+            th = (th0 + s * sp)[:, None]
+            return c_a + a_a * torch.cos(th) * u_a + b_a * torch.sin(th) * v_a
+
+        rank_arc = rank_a.flatten()[arc_id]
+        radius_arc = (d["arc_t"].float() / 2 + _WIDTH_PAD).flatten()[arc_id]
+        batch_arc = bidx.expand(-1, n_a).flatten()[arc_id]
+        parts.append((arc_point(s0), arc_point(s1), radius_arc, batch_arc, rank_arc + s0, rank_arc + s1))
+
+        # Free-form brush strokes: a random walk whose direction is the running sum of Gaussian turns.
+        if n_s > 0:
+            nv = _STROKE_VERTICES
+            direction = F.normalize(torch.cumsum(d["stroke_turn"], dim=2) + 1e-6, dim=-1)
+            step = (0.05 + 0.15 * d["stroke_len"]) * side.mean()
+            start = d["stroke_start"] * side
+            verts = torch.cat([start, start + torch.cumsum(direction * step, dim=2)], dim=2)
+            verts = torch.minimum(verts.clamp(min=0), side - 1)
+            n_seg = d["stroke_nseg"].float()
+            k = torch.arange(nv - 1, device=device, dtype=torch.float32)
+            radius = (d["stroke_t"].float() / 2 + _WIDTH_PAD)[..., None].expand(-1, -1, nv - 1)
+            radius = torch.where((k < n_seg) & used(3, n_s)[..., None], radius, torch.full_like(radius, -1.0))
+            r_s = rank_s[..., None]
+            parts.append(
+                (
+                    verts[:, :, :-1],
+                    verts[:, :, 1:],
+                    radius,
+                    bidx[..., None].expand(-1, n_s, nv - 1),
+                    r_s + k / n_seg,
+                    r_s + (k + 1) / n_seg,
+                )
+            )
+
+        cols = list(zip(*parts))
+        out = {
+            "p0": torch.cat([t.reshape(-1, dims) for t in cols[0]]),
+            "p1": torch.cat([t.reshape(-1, dims) for t in cols[1]]),
+        }
+        for name, col in zip(("radius", "batch", "val0", "val1"), cols[2:]):
+            out[name] = torch.cat([t.reshape(-1) for t in col])
+        return out
+
+    def _chunk_length(self, dims: int) -> float | None:
+        """Capsule length for splitting segments: the cut resolution under coverage control, and in 3D a
+        bound on the bounding-box rows; ``None`` = no splitting (raw 2D masks)."""
+        if self.chunk_length is not None:
+            return float(self.chunk_length)
+        if dims == 3:
+            return 8.0
+        return 64.0 if self.coverage is not None else None
+
+    def _spans(self, seg: dict[str, torch.Tensor], spatial: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """
+        Intersect every capsule with the image rows (lines along the last axis) of its bounding box.
+
+        Returns per span: ``row`` (flat index of (batch, leading coordinates)), ``x0``, ``x1`` (inclusive
+        pixel range on the last axis; empty when ``x1 < x0``) and ``value`` (order value of the capsule).
+        """
+        dims = len(spatial)
+        p0, p1, radius = seg["p0"], seg["p1"], seg["radius"]
+        device = p0.device
+        value, batch = seg["val0"], seg["batch"]
+        chunk = self._chunk_length(dims)
+        if chunk is not None:
+            # Splitting into sub-capsules is exact: their union is the capsule.
+            n_chunk = torch.ceil(torch.linalg.vector_norm(p1 - p0, dim=-1) / chunk).clamp(min=1).long()
+            seg_id = torch.repeat_interleave(n_chunk)
+            first = torch.cumsum(n_chunk, 0) - n_chunk
+            m = n_chunk[seg_id].float()
+            t0 = (torch.arange(seg_id.numel(), device=device) - first[seg_id]).float() / m
+            delta = (p1 - p0)[seg_id]
+            q0 = p0[seg_id] + t0[:, None] * delta
+            p1 = q0 + delta / m[:, None]
+            p0 = q0
+            value = value[seg_id] + t0 * (seg["val1"] - seg["val0"])[seg_id]
+            radius, batch = radius[seg_id], batch[seg_id]
+
+        # Rows of each capsule's bounding box over the leading (all but last) axes; radius < 0 gives none.
+        lead = torch.tensor(spatial[:-1], device=device, dtype=torch.float32)
+        lo = torch.ceil(torch.minimum(p0, p1)[:, :-1] - radius[:, None]).clamp(min=0)
+        hi = torch.minimum(torch.floor(torch.maximum(p0, p1)[:, :-1] + radius[:, None]), lead - 1)
+        extent = torch.where(radius[:, None] >= 0, hi - lo + 1, 0).clamp(min=0).long()
+        cap_id = torch.repeat_interleave(extent.prod(dim=1))
+        n_rows = extent.prod(dim=1)
+        local = torch.arange(cap_id.numel(), device=device) - (torch.cumsum(n_rows, 0) - n_rows)[cap_id]
+        lo_c, ext_c = lo.long()[cap_id], extent[cap_id]
+        if dims == 2:
+            y = (lo_c[:, 0] + local)[:, None]
+        else:
+            y = torch.stack([lo_c[:, 0] + local // ext_c[:, 1], lo_c[:, 1] + local % ext_c[:, 1]], dim=1)
+        row = batch[cap_id].long()
+        for k in range(dims - 1):
+            row = row * spatial[k] + y[:, k]
+
+        x_lo, x_hi = self._capsule_row_interval(p0[cap_id], p1[cap_id], radius[cap_id], y.float())
+        width = spatial[-1]
+        x0 = torch.ceil(x_lo.clamp(-1, width)).clamp(min=0).long()
+        x1 = torch.floor(x_hi.clamp(-1, width)).clamp(max=width - 1).long()
+        return {"row": row, "x0": x0, "x1": torch.maximum(x1, x0 - 1), "value": value[cap_id]}
+
+    @staticmethod
+    def _capsule_row_interval(q0, q1, r, y):
+        """
+        Interval of x where the point (y, x) lies within ``r`` of segment q0-q1. The capsule is convex, so
+        the union of its end balls and its cylinder on one row is one interval. Empty: lo = inf, hi = -inf.
+        """
+        inf = float("inf")
+        r2 = r * r
+        h2 = ((y - q0[:, :-1]) ** 2).sum(-1)
+        half = torch.sqrt((r2 - h2).clamp(min=0))
+        ok = h2 <= r2
+        lo = torch.where(ok, q0[:, -1] - half, inf)
+        hi = torch.where(ok, q0[:, -1] + half, -inf)
+        h2 = ((y - q1[:, :-1]) ** 2).sum(-1)
+        half = torch.sqrt((r2 - h2).clamp(min=0))
+        ok = h2 <= r2
+        lo = torch.minimum(lo, torch.where(ok, q1[:, -1] - half, inf))
+        hi = torch.maximum(hi, torch.where(ok, q1[:, -1] + half, -inf))
+        # Cylinder: |(y, x) - q0|^2 - ((.)·d)^2 / |d|^2 <= r^2 is a quadratic in u = x - q0_x.
+        d = q1 - q0
+        l2 = (d * d).sum(-1)
+        e = y - q0[:, :-1]
+        dx = d[:, -1]
+        m = (e * d[:, :-1]).sum(-1)
+        l2s = l2.clamp(min=1e-6)
+        a = (1 - dx * dx / l2s).clamp(min=1e-6)
+        bq = m * dx / l2s
+        disc = bq * bq - a * ((e * e).sum(-1) - m * m / l2s - r2)
+        sq = torch.sqrt(disc.clamp(min=0))
+        u_lo, u_hi = (bq - sq) / a, (bq + sq) / a
+        # Keep the part that projects onto the segment: 0 <= (m + u dx) / |d|^2 <= 1.
+        along_x = dx.abs() > 1e-4
+        dxs = torch.where(along_x, dx, 1.0)
+        ua, ub = -m / dxs, (l2 - m) / dxs
+        u_lo = torch.where(along_x, torch.maximum(u_lo, torch.minimum(ua, ub)), u_lo)
+        u_hi = torch.where(along_x, torch.minimum(u_hi, torch.maximum(ua, ub)), u_hi)
+        ok = (l2 > 1e-6) & (disc >= 0) & (u_lo <= u_hi) & (along_x | ((m >= 0) & (m <= l2)))
+        lo = torch.minimum(lo, torch.where(ok, q0[:, -1] + u_lo, inf))
+        hi = torch.maximum(hi, torch.where(ok, q0[:, -1] + u_hi, -inf))
+        return lo, hi
+
+    # ------------------------------------------------------------------ rendering
+    @staticmethod
+    def _render_union(spans: dict[str, torch.Tensor], batch_size: int, spatial: tuple[int, ...]) -> torch.Tensor:
+        """Union of the spans: +1 / -1 at the span ends of a difference array, cumulative sum along rows."""
+        n_rows = batch_size * math.prod(spatial[:-1])
+        width = spatial[-1]
+        row, x0, x1 = spans["row"], spans["x0"], spans["x1"]
+        # float32: exact for these small integers, and its cumsum is several times faster than int32's on CPU.
+        diff = torch.zeros(n_rows * width, dtype=torch.float32, device=row.device)
+        ones = torch.ones(row.shape, dtype=torch.float32, device=row.device)
+        # A span ending on the last pixel of its row needs no -1 (it would land on the next row).
+        inside = x1 + 1 < width
+        stop = torch.where(inside, -ones, 0.0)
+        base = row * width
+        diff.scatter_add_(0, torch.cat([base + x0.clamp(max=width - 1), base + torch.where(inside, x1 + 1, 0)]),
+                          torch.cat([torch.where(x0 < width, ones, 0.0), stop]))
+        covered = diff.view(n_rows, width).cumsum_(dim=1)
+        # Counts are integers >= 0, so clamping at 1 gives the float mask in place.
+        return covered.clamp_(max=1.0).view(batch_size, *spatial)
+
+    def _render_controlled(
+        self, spans: dict[str, torch.Tensor], n_total: int, target: torch.Tensor, batch_size: int, spatial, generator
+    ) -> torch.Tensor:
+        """
+        Order field thresholded per sample at the target coverage. The field holds, per pixel, the smallest
+        quantised order value ``floor(value * _SUB_BINS)`` of the spans covering it (int32; the last bin
+        where none does), so a threshold j keeps exactly the primitives (and parts of one) drawn before j.
+        """
+        n_pix = math.prod(spatial)
+        width = spatial[-1]
+        length = (spans["x1"] - spans["x0"] + 1).clamp(min=0)
+        span_id = torch.repeat_interleave(length)
+        start = spans["row"] * width + spans["x0"] - (torch.cumsum(length, 0) - length)
+        pix = start[span_id] + torch.arange(span_id.numel(), device=span_id.device)
+        # Keys carry the sample offset b * n_bins, so one bincount gives every sample's histogram; the last
+        # bin of a sample collects its uncovered pixels.
+        n_bins = n_total * _SUB_BINS + 1
+        device = span_id.device
+        offs = torch.arange(batch_size, device=device, dtype=torch.int32) * n_bins
+        key = (spans["value"] * _SUB_BINS).to(torch.int32) + offs[spans["row"] // math.prod(spatial[:-1])]
+        field = (offs + (n_bins - 1))[:, None].expand(batch_size, n_pix).contiguous().view(-1)
+        field.scatter_reduce_(0, pix, key[span_id], reduce="amin")
+        field = field.view(batch_size, n_pix)
+        counts = torch.bincount(field.flatten(), minlength=batch_size * n_bins).view(batch_size, n_bins)
+
+        target = target.to(torch.float32)
+        short = counts[:, -1] > (1.0 - target) * n_pix
+        if bool(short.any()):
+            # The union of all primitives of these samples is below the target: grow them by dilation rings.
+            local = field - offs[:, None]
+            local = torch.where(local == n_bins - 1, _UNCOVERED, local)
+            idx = torch.nonzero(short).flatten()
+            grown, n_bins = self._grow(local[idx].view(-1, 1, *spatial), n_total, target[idx], generator)
+            local = local.index_put((idx,), grown.view(-1, n_pix))
+            offs = torch.arange(batch_size, device=device, dtype=torch.int32) * n_bins
+            field = local.clamp(max=n_bins - 1) + offs[:, None]
+            counts = torch.bincount(field.flatten(), minlength=batch_size * n_bins).view(batch_size, n_bins)
+        # Hole ratio of the threshold "key < j" for j = 0 .. n_bins - 1.
+        cover = (torch.cumsum(counts, 1) - counts).to(torch.float32) / n_pix
+        lo, hi = self.coverage  # type: ignore[misc]
+        outside = (cover <= lo) | (cover > hi)
+        j = ((cover - target[:, None]).abs() + outside.to(torch.float32)).argmin(1)
+        return (field < (j.to(torch.int32) + offs)[:, None]).to(torch.float32).view(batch_size, *spatial)
+
+    @staticmethod
+    def _grow(field: torch.Tensor, n_total: int, target: torch.Tensor, generator) -> tuple[torch.Tensor, int]:
+        """
+        Grow every union by alternating cube / cross dilation rings until all masks reach their targets;
+        ring k gets the keys of level ``n_total + k``, ordered inside the ring by smooth noise so that a
+        partly used ring grows in blobs, not salt and pepper. Returns the new field and its number of bins.
+        """
+        batch_size, spatial = field.shape[0], tuple(field.shape[2:])
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        coarse = torch.rand(batch_size, 1, *(max(2, s // 16) for s in spatial), generator=generator, device=gen_device)
+        mode = "bilinear" if len(spatial) == 2 else "trilinear"
+        noise = F.interpolate(coarse.to(field.device), size=spatial, mode=mode, align_corners=False)
+        noise_key = (noise.clamp(0, 1) * (_SUB_BINS - 1)).to(torch.int32)
+        covered = field < _UNCOVERED
+        missing = (1.0 - target) * math.prod(spatial)  # uncovered pixels allowed at the target
+        n_levels = n_total
+        for step in range(sum(spatial)):
+            grown = _dilate(covered, cross=step % 2 == 1)
+            field = torch.where(grown & ~covered, noise_key + (n_total + step) * _SUB_BINS, field)
+            covered = grown
+            n_levels = n_total + step + 1
+            if not bool(((~covered).flatten(1).sum(1) > missing).any()):
+                break
+        return field, n_levels * _SUB_BINS + 1

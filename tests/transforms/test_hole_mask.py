@@ -1,0 +1,139 @@
+"""Tests of the RandHoleMask / RandHoleMaskd transforms (polarity, types, keys, seeds, errors)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from monai_masksup.transforms import HoleMaskGenerator, RandHoleMask, RandHoleMaskd
+from tests.conftest import requires_cuda
+
+
+def _image(shape=(3, 64, 48), seed=0) -> np.ndarray:
+    # Values in [1, 2): a fill value of 0 or -5 can only come from the mask.
+    return (1.0 + np.random.default_rng(seed).random(shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(3, 64, 48), (2, 24, 20, 16)])
+def test_holes_take_fill_value_in_every_channel_and_other_pixels_are_unchanged(shape):
+    img = _image(shape)
+    transform = RandHoleMask(coverage=(0.2, 0.3), fill_value=-5.0, return_mask=True)
+    transform.set_random_state(0)
+    out, mask = transform(img)
+    assert mask.shape == (1, *shape[1:])
+    hole = mask[0] == 1
+    assert 0.2 < hole.mean() <= 0.3
+    for c in range(shape[0]):
+        assert np.all(out[c][hole] == -5.0)
+        np.testing.assert_array_equal(out[c][~hole], img[c][~hole])
+    np.testing.assert_array_equal(transform.last_mask, mask)
+
+
+def test_numpy_in_gives_numpy_out_and_input_is_not_modified():
+    img = _image()
+    before = img.copy()
+    out = RandHoleMask()(img)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == img.shape
+    np.testing.assert_array_equal(img, before)
+
+
+def test_torch_in_gives_torch_out():
+    img = torch.from_numpy(_image())
+    out = RandHoleMask()(img)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32 and out.shape == img.shape
+
+
+def test_metatensor_keeps_its_meta_data():
+    img = MetaTensor(torch.from_numpy(_image()), meta={"filename_or_obj": "case_01.png"})
+    transform = RandHoleMask()
+    out = transform(img)
+    assert isinstance(out, MetaTensor)
+    assert out.meta["filename_or_obj"] == "case_01.png"
+    assert isinstance(transform.last_mask, MetaTensor)
+
+
+def test_set_random_state_reproduces_the_mask():
+    img = _image()
+    a = RandHoleMask().set_random_state(5)(img)
+    b = RandHoleMask().set_random_state(5)(img)
+    c = RandHoleMask().set_random_state(6)(img)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_prob_zero_returns_the_image_and_an_empty_mask():
+    img = _image()
+    transform = RandHoleMask(prob=0.0, return_mask=True)
+    out, mask = transform(img)
+    np.testing.assert_array_equal(out, img)
+    assert mask.shape == (1, *img.shape[1:]) and mask.sum() == 0
+
+
+def test_raw_coverage_and_custom_generator_are_accepted():
+    generator = HoleMaskGenerator(coverage="low")
+    transform = RandHoleMask(mask_generator=generator, return_mask=True)
+    _, mask = transform(_image((1, 128, 128)))
+    assert 0.01 < mask.mean() <= 0.1
+
+
+@pytest.mark.parametrize("shape", [(64, 48), (1, 2, 8, 8, 8), (5,)])
+def test_wrong_rank_input_raises_with_its_shape(shape):
+    with pytest.raises(ValueError, match=re_escape_shape(shape)):
+        RandHoleMask()(np.zeros(shape, np.float32))
+
+
+def re_escape_shape(shape) -> str:
+    return str(tuple(shape)).replace("(", r"\(").replace(")", r"\)")
+
+
+def test_dict_writes_masked_copy_and_mask_and_leaves_original_unchanged():
+    img = torch.from_numpy(_image())
+    label = torch.ones(1, 64, 48)
+    data = {"image": img, "label": label}
+    transform = RandHoleMaskd(keys="image", coverage="high").set_random_state(3)
+    out = transform(data)
+    assert set(out) == {"image", "label", "image_masked", "hole_mask"}
+    assert out["image"] is img and torch.equal(img, torch.from_numpy(_image()))
+    assert out["label"] is label
+    hole = out["hole_mask"][0] == 1
+    assert 0.5 < hole.float().mean() <= 0.6
+    assert torch.all(out["image_masked"][:, hole] == 0)
+    assert torch.equal(out["image_masked"][:, ~hole], img[:, ~hole])
+
+
+def test_dict_with_several_keys_uses_one_mask_and_mask_key_none_skips_it():
+    a, b = _image(seed=1), _image(seed=2)
+    transform = RandHoleMaskd(keys=("a", "b"), masked_key=("a_masked", "b_masked"), mask_key=None)
+    out = transform({"a": a, "b": b})
+    assert "hole_mask" not in out
+    np.testing.assert_array_equal(out["a_masked"] == 0, out["b_masked"] == 0)
+    assert (out["a_masked"] == 0).any()
+
+
+def test_dict_matches_array_transform_under_the_same_seed():
+    img = _image()
+    array = RandHoleMask(coverage="low").set_random_state(9)(img)
+    dictionary = RandHoleMaskd(coverage="low").set_random_state(9)({"image": img})
+    np.testing.assert_array_equal(array, dictionary["image_masked"])
+
+
+def test_dict_masked_key_count_must_match_keys():
+    with pytest.raises(ValueError, match="masked_key"):
+        RandHoleMaskd(keys=("a", "b"), masked_key="a_masked")
+
+
+def test_dict_wrong_rank_input_raises_with_its_shape():
+    with pytest.raises(ValueError, match=r"\(64, 48\)"):
+        RandHoleMaskd()({"image": np.zeros((64, 48), np.float32)})
+
+
+@requires_cuda
+@pytest.mark.gpu
+def test_cuda_tensor_is_masked_on_its_device():
+    img = torch.from_numpy(_image()).cuda()
+    transform = RandHoleMask(return_mask=True)
+    out, mask = transform(img)
+    assert out.device.type == "cuda" and mask.device.type == "cuda"
+    assert 0.5 < mask.mean().item() <= 0.6
