@@ -61,6 +61,11 @@ class MaskSupLoss(_Loss):
             from the task-similarity term (the MSE is then the mean over the valid pixels and all
             channels). ``None`` (default) ignores nothing. A batch whose pixels are all ignored
             gives 0 for every term.
+        validate_target: check the target's values on every call (binary: only 0 and 1; multi-class:
+            integer class indices in range, or a valid one-hot map) and raise a clear error
+            otherwise. Each check reads a result back from the device, which stalls a CUDA training
+            loop once per step; set ``False`` to skip them once the data pipeline is trusted (the
+            target's shape is still checked). Defaults to ``True``.
 
     Raises:
         ValueError: when ``weights`` is not three finite non-negative numbers, or when
@@ -73,6 +78,7 @@ class MaskSupLoss(_Loss):
         seg_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         weights: Sequence[float] = (1.0, 1.0, 1.0),
         ignore_index: int | None = None,
+        validate_target: bool = True,
     ) -> None:
         super().__init__()
         if seg_loss is not None and not callable(seg_loss):
@@ -90,6 +96,7 @@ class MaskSupLoss(_Loss):
         self.seg_loss = seg_loss
         self.weights = weights
         self.ignore_index = ignore_index
+        self.validate_target = bool(validate_target)
         self.last_components: dict[str, torch.Tensor] = {}
 
     def forward(
@@ -129,9 +136,10 @@ class MaskSupLoss(_Loss):
 
         Raises:
             ValueError: when the two predictions differ in shape or have fewer than three
-                dimensions, when the target's batch/spatial size does not match, when a binary
-                target holds values other than 0 and 1 (and ``ignore_index``), or when a
-                multi-class target holds values that are not class indices.
+                dimensions, when the target's batch/spatial size does not match, and (with
+                ``validate_target=True``) when a binary target holds values other than 0 and 1
+                (and ``ignore_index``), or when a multi-class target holds values that are not
+                class indices.
         """
         clean = _plain(pred_clean_logits, "pred_clean_logits")
         masked = _plain(pred_masked_logits, "pred_masked_logits")
@@ -171,14 +179,8 @@ class MaskSupLoss(_Loss):
             )
         self._check_target_size(clean, target)
         valid = None if self.ignore_index is None else target != self.ignore_index
-        checked = target if valid is None else target[valid]
-        if bool(((checked != 0) & (checked != 1)).any()):
-            raise ValueError(
-                "binary target must hold only 0 and 1"
-                + ("" if valid is None else f" (or ignore_index={self.ignore_index})")
-                + f", got values in [{float(checked.min())}, {float(checked.max())}]; "
-                "scale or threshold the label (e.g. 0/255 masks) first."
-            )
+        if self.validate_target:
+            _check_binary_target(target, valid, self.ignore_index)
         target = target.to(clean.dtype)
 
         if self.seg_loss is not None:
@@ -209,26 +211,13 @@ class MaskSupLoss(_Loss):
         self._check_target_size(clean, target)
         seg_target = target
         if target.shape[1] == num_classes:
-            if bool(((target != 0) & (target != 1)).any()) or bool((target.sum(1) != 1).any()):
-                raise ValueError(
-                    f"a multi-class target with {num_classes} channels must be one-hot (values 0/1, one 1 per pixel)."
-                )
+            if self.validate_target:
+                _check_one_hot_target(target)
             indices = target.argmax(1)
         else:
-            indices = target[:, 0]
-            if bool((indices != indices.round()).any()):
-                raise ValueError("multi-class target must hold integer class indices, got non-integer values.")
-            indices = indices.long()
-            valid_idx = (indices >= 0) & (indices < num_classes)
-            if self.ignore_index is not None:
-                valid_idx |= indices == self.ignore_index
-            if not bool(valid_idx.all()):
-                bad = indices[~valid_idx]
-                raise ValueError(
-                    f"multi-class target values must be class indices in [0, {num_classes - 1}]"
-                    + ("" if self.ignore_index is None else f" or ignore_index={self.ignore_index}")
-                    + f", got {int(bad.min())}..{int(bad.max())}."
-                )
+            if self.validate_target:
+                _check_index_target(target[:, 0], num_classes, self.ignore_index)
+            indices = target[:, 0].long()
 
         if self.seg_loss is not None:
             seg, context = self.seg_loss(clean, seg_target), self.seg_loss(masked, seg_target)
@@ -247,6 +236,43 @@ class MaskSupLoss(_Loss):
         else:
             task_sim = _masked_mean(squared, (indices != self.ignore_index).unsqueeze(1))
         return {"seg": seg, "context": context, "task_sim": task_sim}
+
+
+def _check_binary_target(target: torch.Tensor, valid: torch.Tensor | None, ignore_index: int | None) -> None:
+    """Raise when a binary target (``valid`` marks the non-ignored pixels) holds values other than 0 and 1."""
+    checked = target if valid is None else target[valid]
+    if bool(((checked != 0) & (checked != 1)).any()):
+        raise ValueError(
+            "binary target must hold only 0 and 1"
+            + ("" if ignore_index is None else f" (or ignore_index={ignore_index})")
+            + f", got values in [{float(checked.min())}, {float(checked.max())}]; "
+            "scale or threshold the label (e.g. 0/255 masks) first."
+        )
+
+
+def _check_one_hot_target(target: torch.Tensor) -> None:
+    """Raise when a ``(B, C, *spatial)`` target is not one-hot along the channel dimension."""
+    if bool(((target != 0) & (target != 1)).any()) or bool((target.sum(1) != 1).any()):
+        raise ValueError(
+            f"a multi-class target with {target.shape[1]} channels must be one-hot (values 0/1, one 1 per pixel)."
+        )
+
+
+def _check_index_target(indices: torch.Tensor, num_classes: int, ignore_index: int | None) -> None:
+    """Raise when an index map ``(B, *spatial)`` holds non-integers or values outside the classes and ignore_index."""
+    if indices.is_floating_point() and bool((indices != indices.round()).any()):
+        raise ValueError("multi-class target must hold integer class indices, got non-integer values.")
+    indices = indices.long()
+    valid_idx = (indices >= 0) & (indices < num_classes)
+    if ignore_index is not None:
+        valid_idx |= indices == ignore_index
+    if not bool(valid_idx.all()):
+        bad = indices[~valid_idx]
+        raise ValueError(
+            f"multi-class target values must be class indices in [0, {num_classes - 1}]"
+            + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+            + f", got {int(bad.min())}..{int(bad.max())}."
+        )
 
 
 def _masked_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from monai.losses import DiceCELoss
 
 from monai_masksup.losses import MaskSupLoss
-from tests.conftest import load_reference
+from tests.conftest import load_reference, requires_cuda
 
 LOSS_TOL = {"rtol": 1e-5, "atol": 1e-6}
 GRAD_TOL = {"rtol": 1e-5, "atol": 1e-7}
@@ -267,3 +267,61 @@ def test_invalid_weights_are_rejected(weights):
 def test_seg_loss_with_ignore_index_is_rejected():
     with pytest.raises(ValueError, match="ignore_index"):
         MaskSupLoss(seg_loss=DiceCELoss(), ignore_index=255)
+
+
+def test_multiclass_non_integer_index_is_rejected():
+    target = torch.tensor([[[[0.0, 1.5], [2.0, 1.0]]]])
+    with pytest.raises(ValueError, match="integer class indices"):
+        MaskSupLoss()(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2), target)
+
+
+def test_multiclass_target_that_is_not_one_hot_is_rejected():
+    target = torch.zeros(1, 3, 2, 2)
+    target[:, 0] = 1.0
+    target[0, 1, 0, 0] = 1.0  # two classes at one pixel
+    with pytest.raises(ValueError, match="must be one-hot"):
+        MaskSupLoss()(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2), target)
+
+
+# ---- validate_target ---------------------------------------------------------------------------------
+
+
+def test_validate_target_false_skips_value_check_and_keeps_the_maths():
+    # logits 0 everywhere and a soft target 0.5: BCE = -(.5 ln .5 + .5 ln .5) = ln2 per branch, task_sim 0
+    zeros = torch.zeros(1, 1, 2, 2)
+    loss = MaskSupLoss(validate_target=False)
+    value = loss(zeros, zeros, torch.full((1, 1, 2, 2), 0.5))
+    assert loss.last_components["seg"].item() == pytest.approx(math.log(2.0), rel=1e-6)
+    assert loss.last_components["context"].item() == pytest.approx(math.log(2.0), rel=1e-6)
+    assert loss.last_components["task_sim"].item() == 0.0
+    assert value.item() == pytest.approx(2 * math.log(2.0), rel=1e-6)
+    # the hand-computed case is unchanged by skipping the check
+    value, g_clean, _ = _run(loss, HAND_CLEAN, HAND_MASKED, HAND_TARGET)
+    assert value.item() == pytest.approx(HAND_SEG + HAND_CONTEXT + HAND_TASK_SIM, rel=1e-6)
+    torch.testing.assert_close(g_clean, HAND_GRAD_CLEAN, rtol=1e-5, atol=1e-7)
+
+
+def test_validate_target_false_still_checks_shapes():
+    with pytest.raises(ValueError, match="does not match"):
+        MaskSupLoss(validate_target=False)(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 5))
+
+
+@pytest.mark.gpu
+@requires_cuda
+@pytest.mark.parametrize("channels", [1, 3])
+def test_validate_target_false_does_not_synchronise_cuda(channels):
+    device = torch.device("cuda")
+    clean = torch.randn(2, channels, 8, 8, device=device, requires_grad=True)
+    masked = torch.randn(2, channels, 8, 8, device=device, requires_grad=True)
+    if channels == 1:
+        target = torch.randint(0, 2, (2, 1, 8, 8), device=device).float()
+    else:
+        target = torch.randint(0, channels, (2, 1, 8, 8), device=device)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        MaskSupLoss(validate_target=False)(clean, masked, target).backward()
+        with pytest.raises(RuntimeError, match="synchroniz"):
+            MaskSupLoss()(clean, masked, target)  # the default check reads back once per call
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
