@@ -321,9 +321,8 @@ class MaskSupTrainer(SupervisedTrainer):
                 loss = engine.loss_function(pred_clean.float(), pred_masked.float(), targets).mean()
             engine.state.output[Keys.LOSS] = loss
             components = getattr(engine.loss_function, "last_components", None)
-            if isinstance(components, dict):
-                for name, value in components.items():
-                    engine.state.output[f"loss_{name}"] = float(value)
+            if isinstance(components, dict) and components:
+                engine.state.output.update(_component_floats(components))
             engine.fire_event(IterationEvents.LOSS_COMPLETED)
             return loss
 
@@ -357,6 +356,34 @@ def _first_output(pred: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
             raise ValueError("MaskSupTrainer: the network returned an empty list/tuple of predictions.")
         return pred[0]
     return pred
+
+
+def _component_floats(components: dict[str, Any]) -> dict[str, float]:
+    """
+    Return ``{"loss_<name>": float}`` for the loss components (scalar tensors or numbers).
+
+    The tensors are stacked and read back with one ``tolist()``: converting each with ``float()`` would
+    synchronise a CUDA stream once per component and iteration.
+
+    Raises:
+        ValueError: when a component is not a scalar.
+    """
+    names = list(components)
+    tensors = [v for v in components.values() if isinstance(v, torch.Tensor)]
+    for name, value in components.items():
+        if isinstance(value, torch.Tensor) and value.numel() != 1:
+            raise ValueError(
+                f"MaskSupTrainer: loss_function.last_components[{name!r}] must be a scalar, "
+                f"got shape {tuple(value.shape)}."
+            )
+    if len(tensors) == len(names) and len({t.device for t in tensors}) == 1:
+        # float64 only when a component already is: float32 is exact for the usual components, and some
+        # devices have no float64
+        dtype = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+        values = torch.stack([t.detach().reshape(()).to(dtype) for t in tensors]).tolist()
+    else:
+        values = [float(v) for v in components.values()]
+    return {f"loss_{name}": value for name, value in zip(names, values)}
 
 
 def _plain(x: Any) -> Any:

@@ -24,15 +24,6 @@ SMALL_FEATURES = (8, 8, 16, 16, 32, 8)
 COMPONENT_KEYS = ("loss_seg", "loss_context", "loss_task_sim")
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Run the tiny networks on one thread: on a shared 2-core machine a second OpenMP thread mostly spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _small_unet(spatial_dims: int = 2, norm: str | tuple = ("instance", {"affine": True})) -> BasicUNet:
     return BasicUNet(spatial_dims=spatial_dims, in_channels=1, out_channels=1, features=SMALL_FEATURES, norm=norm)
 
@@ -378,3 +369,35 @@ def test_ddp_two_processes_keep_parameters_in_sync(tmp_path: Path):
         for p0, p1 in zip(rank0[mode]["params"], rank1[mode]["params"]):
             torch.testing.assert_close(p0, p1)
         assert any(not torch.allclose(p0, p) for p0, p in zip(rank0[mode]["params"], initial))
+
+
+class _FixedComponentsLoss(torch.nn.Module):
+    """A loss whose logged components are fixed numbers, to pin how the trainer reports them."""
+
+    def __init__(self, components: dict) -> None:
+        super().__init__()
+        self.last_components = components
+
+    def forward(self, pred_clean, pred_masked, target):
+        return (pred_clean - target).abs().mean() + (pred_masked - target).abs().mean()
+
+
+@pytest.mark.parametrize(
+    "components",
+    [
+        {"seg": torch.tensor(0.25), "context": torch.tensor(0.5), "task_sim": torch.tensor(0.125)},
+        {"seg": torch.tensor(0.25, dtype=torch.float64), "context": torch.tensor([0.5]), "task_sim": 0.125},
+    ],
+)
+def test_loss_components_are_reported_as_python_floats(components):
+    trainer = _trainer(_random_batches(1), loss_function=_FixedComponentsLoss(components))
+    trainer.run()
+    out = trainer.state.output[0]
+    assert {k: out[k] for k in COMPONENT_KEYS} == {"loss_seg": 0.25, "loss_context": 0.5, "loss_task_sim": 0.125}
+    assert all(type(out[k]) is float for k in COMPONENT_KEYS)
+
+
+def test_non_scalar_loss_component_is_rejected_with_its_name():
+    loss = _FixedComponentsLoss({"seg": torch.zeros(2)})
+    with pytest.raises(ValueError, match=r"last_components\['seg'\] must be a scalar"):
+        _trainer(_random_batches(1), loss_function=loss).run()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 from monai.bundle import ConfigParser
 from monai.data import MetaTensor
@@ -14,15 +13,6 @@ from monai.handlers import StatsHandler
 from monai_masksup.engines import MaskSupTrainer
 from monai_masksup.losses import MaskSupLoss
 from monai_masksup.transforms import HoleMaskGenerator
-
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Run the tiny networks on one thread: on a shared 2-core machine a second OpenMP thread mostly spins."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _datalist(n: int = 4, size: int = 32) -> list[dict]:
