@@ -39,13 +39,23 @@ def _as_prop_range(prop_range: float | Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _as_spatial_size(spatial_size: Sequence[int]) -> tuple[int, ...]:
+def _as_spatial_size(spatial_size: Sequence[int], name: str = "spatial_size") -> tuple[int, ...]:
+    """Validate a 2D/3D spatial shape; ``name`` is the argument named in the error message."""
     size = tuple(int(s) for s in spatial_size)
     if len(size) not in (2, 3):
-        raise ValueError(f"spatial_size must have 2 or 3 dimensions, got {tuple(spatial_size)!r}.")
+        raise ValueError(f"{name} must have 2 or 3 dimensions, got {tuple(spatial_size)!r}.")
     if any(s < 1 for s in size):
-        raise ValueError(f"spatial_size must be positive, got {tuple(spatial_size)!r}.")
+        raise ValueError(f"{name} must be positive, got {tuple(spatial_size)!r}.")
     return size
+
+
+def _image_spatial_size(img: NdarrayOrTensor, name: str) -> tuple[int, ...]:
+    """Spatial shape of a channel-first 2D/3D image; ``name`` identifies it in the error message."""
+    if len(img.shape) not in (3, 4):
+        raise ValueError(
+            f"{name} must be channel-first (C, H, W) or (C, H, W, D), got shape {tuple(img.shape)}."
+        )
+    return _as_spatial_size(img.shape[1:], f"spatial size of {name}")
 
 
 class BoxMaskGenerator:
@@ -410,7 +420,7 @@ class RandBoxMask(RandomizableTransform):
         Returns:
             the mask (1, *spatial) float32, of the input's type (numpy in, numpy out).
         """
-        spatial = _as_spatial_size(img.shape[1:])
+        spatial = _image_spatial_size(img, "img")
         if randomize or (self._do_transform and self._draws is None):
             self.randomize(spatial)
         if self._do_transform and self._draws is not None:
@@ -489,7 +499,7 @@ class RandBoxMaskd(RandomizableTransform, MapTransform):
         if not present:
             return d
         reference = d[present[0]]
-        spatial = tuple(reference.shape[1:])
+        spatial = _image_spatial_size(reference, f"data[{present[0]!r}]")
         for key in present[1:]:
             if tuple(d[key].shape[1:]) != spatial:
                 raise ValueError(

@@ -256,5 +256,12 @@ def test_invalid_arguments_raise_naming_them(kwargs, name):
 def test_spatial_rank_other_than_2_or_3_raises(spatial_size):
     with pytest.raises(ValueError, match="spatial_size"):
         BoxMaskGenerator()(2, spatial_size)
-    with pytest.raises(ValueError, match="spatial_size"):
+    with pytest.raises(ValueError, match=r"img must be channel-first \(C, H, W\) or \(C, H, W, D\)"):
         RandBoxMask()(np.zeros((1, *spatial_size), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"data\['image'\] must be channel-first"):
+        RandBoxMaskd(keys="image")({"image": np.zeros((1, *spatial_size), dtype=np.float32)})
+
+
+def test_empty_image_side_raises_naming_the_image():
+    with pytest.raises(ValueError, match="spatial size of img must be positive"):
+        RandBoxMask()(np.zeros((1, 0, 4), dtype=np.float32))
