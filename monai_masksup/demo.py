@@ -101,7 +101,10 @@ def run_demo(
         "seed": seed,
     }
     print(f"[demo] training ({epochs} epochs) with {bundle_dir / 'configs' / 'train.json'} + demo.json")
-    _bundle_run(bundle_dir, ["train.json", "demo.json"], epochs=epochs, **common)
+    if (bundle_root / "models").is_dir():
+        print(f"[demo] replacing the earlier demo run's checkpoints in {bundle_root / 'models'}")
+    # the demo folder is the demo's own: a second demo run replaces the first instead of refusing to start
+    _bundle_run(bundle_dir, ["train.json", "demo.json"], epochs=epochs, overwrite=True, **common)
     print("[demo] evaluating the best checkpoint on the synthetic test set")
     _bundle_run(bundle_dir, ["train.json", "demo.json", "evaluate.json"], **common)
     print("[demo] inference: one PNG mask per test image, at the image's original size")

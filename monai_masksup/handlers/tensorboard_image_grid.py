@@ -25,9 +25,11 @@ def _display(panel: torch.Tensor, sigmoid: bool) -> torch.Tensor:
     if sigmoid:
         panel = torch.sigmoid(panel)
     else:
-        # intensities differ per key ([-1, 1] images, {0, 1} labels): stretch each panel to [0, 1]
         lo, hi = panel.min(), panel.max()
-        panel = (panel - lo) / (hi - lo) if hi > lo else torch.zeros_like(panel)
+        # masks and probabilities are shown as they are, so that an all-foreground mask stays white; other
+        # intensities ([-1, 1] images) are stretched to [0, 1] per panel
+        if lo < 0.0 or hi > 1.0:
+            panel = (panel - lo) / (hi - lo) if hi > lo else torch.zeros_like(panel)
     if panel.shape[0] == 1:
         panel = panel.expand(3, -1, -1)
     elif panel.shape[0] == 2:
@@ -47,7 +49,8 @@ def image_grid(
     Args:
         columns: batches ``(B, C, H, W)`` with the same ``B``; panels of another size are resized (nearest)
             to the first column's ``(H, W)``.
-        sigmoid: per column, whether to apply a sigmoid (logits) instead of a min-max stretch.
+        sigmoid: per column, whether to apply a sigmoid (logits). Other panels with values in [0, 1] (masks,
+            probabilities) are shown as they are; any other panel is min-max stretched to [0, 1].
         padding: pixels of black between panels.
 
     Returns:
@@ -88,7 +91,8 @@ class TensorBoardImageGrid:
         summary_writer: an existing ``SummaryWriter``; when ``None`` one is created in ``log_dir``.
         log_dir: TensorBoard folder when ``summary_writer`` is ``None``.
         keys: output keys, one grid column each.
-        sigmoid_keys: keys holding logits, shown through a sigmoid; the others are stretched to [0, 1].
+        sigmoid_keys: keys holding logits, shown through a sigmoid; the others are shown as they are when their
+            values lie in [0, 1] (masks), else min-max stretched to [0, 1] per panel (images).
         max_images: rows of the grid.
         interval: write every ``interval`` epochs (or iterations when ``epoch_level`` is ``False``).
         epoch_level: epoch-level or iteration-level writing.

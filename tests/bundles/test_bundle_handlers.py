@@ -8,6 +8,7 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointSaver
 
 from monai_masksup.handlers.checkpoint_resume import (
+    CheckpointOverwriteGuard,
     KeyMetricRecord,
     ResumeFromLatestCheckpoint,
     find_latest_checkpoint,
@@ -127,3 +128,58 @@ def test_disabled_resume_does_nothing(tmp_path):
     loader.attach(engine)
     engine.run([0], max_epochs=1)
     assert loader.resumed_from is None
+
+
+def test_image_grid_shows_an_all_foreground_mask_white():
+    image = torch.linspace(-1.0, 1.0, 16).reshape(1, 1, 4, 4)
+    full_mask, empty_mask = torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    grid = image_grid([image, full_mask, empty_mask], padding=0)
+    assert grid[:, 0, 0].tolist() == [0.0, 0.0, 0.0] and grid[:, 3, 3].tolist() == [1.0, 1.0, 1.0]
+    assert torch.equal(grid[:, :, 4:8], torch.ones(3, 4, 4))  # a constant 1 mask is white, not black
+    assert torch.equal(grid[:, :, 8:12], torch.zeros(3, 4, 4))
+
+
+def _fresh_trainer() -> Engine:
+    return Engine(lambda e, b: None)
+
+
+def test_fresh_run_refuses_to_replace_an_earlier_runs_checkpoints(tmp_path):
+    (tmp_path / "checkpoint_epoch=8.pt").write_bytes(b"earlier run")
+    (tmp_path / "model.pt").write_bytes(b"earlier best")
+    with pytest.raises(FileExistsError, match=r"checkpoint_epoch=8\.pt, model\.pt.*--resume true.*--overwrite true"):
+        CheckpointOverwriteGuard(tmp_path).check()
+    with pytest.raises(FileExistsError, match="model.pt"):
+        CheckpointOverwriteGuard(tmp_path).attach(_fresh_trainer())
+    assert (tmp_path / "checkpoint_epoch=8.pt").read_bytes() == b"earlier run"
+    assert (tmp_path / "model.pt").read_bytes() == b"earlier best"
+
+
+def test_guard_allows_resuming_and_an_empty_folder(tmp_path):
+    CheckpointOverwriteGuard(tmp_path / "missing").check()
+    (tmp_path / "checkpoint_epoch=3.pt").write_bytes(b"x")
+    engine = _fresh_trainer()
+    CheckpointOverwriteGuard(tmp_path, resume=True).attach(engine)
+    engine.run([0], max_epochs=1)
+    assert (tmp_path / "checkpoint_epoch=3.pt").is_file()
+
+
+def test_overwrite_removes_earlier_interval_checkpoints_only_once_training_starts(tmp_path):
+    (tmp_path / "checkpoint_epoch=8.pt").write_bytes(b"earlier run")
+    (tmp_path / "model.pt").write_bytes(b"earlier best")
+    engine = _fresh_trainer()
+    CheckpointOverwriteGuard(tmp_path, overwrite=True).attach(engine)
+    assert (tmp_path / "checkpoint_epoch=8.pt").is_file()  # a run that fails while being set up removes nothing
+    engine.run([0], max_epochs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # replaced later by the best-model saver
+
+
+def test_command_line_words_switch_resume_and_overwrite(tmp_path):
+    (tmp_path / "checkpoint_epoch=1.pt").write_bytes(b"earlier run")
+    # `monai.bundle run --resume false` passes the string "false", which must not switch resuming on
+    assert ResumeFromLatestCheckpoint(tmp_path, {"x": torch.nn.Linear(1, 1)}, enabled="false").enabled is False
+    assert ResumeFromLatestCheckpoint(tmp_path, {"x": torch.nn.Linear(1, 1)}, enabled="True").enabled is True
+    with pytest.raises(FileExistsError):
+        CheckpointOverwriteGuard(tmp_path, resume="false", overwrite="False").check()
+    CheckpointOverwriteGuard(tmp_path, resume="false", overwrite="true").check()
+    with pytest.raises(ValueError, match="overwrite"):
+        CheckpointOverwriteGuard(tmp_path, overwrite="maybe")

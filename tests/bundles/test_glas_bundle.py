@@ -116,3 +116,14 @@ def test_missing_dataset_stops_with_layout_error(tmp_path):
     message = str(layout_errors[0])
     assert str(missing) in message and "warwick.ac.uk" in message
     assert not (tmp_path / "b" / "models").exists()
+
+
+@pytest.mark.slow
+def test_fresh_training_into_an_earlier_run_stops_and_keeps_its_files(glas_run):
+    models = glas_run["bundle_root"] / "models"
+    before = {p.name: p.read_bytes() for p in models.iterdir()}
+    with pytest.raises(Exception) as info:
+        bundle_run(GLAS_BUNDLE, ["train.json", "demo.json"], epochs=1, **glas_run["common"])
+    refusals = [e for e in exception_chain(info.value) if isinstance(e, FileExistsError)]
+    assert refusals and "--resume true" in str(refusals[0]) and str(models) in str(refusals[0])
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == before
