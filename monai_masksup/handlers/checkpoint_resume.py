@@ -19,28 +19,9 @@ else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
+from monai_masksup.config_flags import parse_flag
+
 __all__ = ["find_latest_checkpoint", "KeyMetricRecord", "ResumeFromLatestCheckpoint", "CheckpointOverwriteGuard"]
-
-
-_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
-
-
-def _flag(value: Any, name: str) -> bool:
-    """
-    A boolean switch given in a config or on the command line.
-
-    ``python -m monai.bundle run ... --resume false`` passes the *string* ``"false"`` (only ``True`` / ``False``
-    become booleans), and ``bool("false")`` is ``True``; so strings are read by their words.
-
-    Raises:
-        ValueError: for a string that is not one of true/false, yes/no, 1/0 (any case).
-    """
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE or word in _FALSE:
-            return word in _TRUE
-        raise ValueError(f"`{name}` must be true or false, got {value!r}.")
-    return bool(value)
 
 
 def find_latest_checkpoint(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint_epoch=") -> Path | None:
@@ -135,7 +116,7 @@ class ResumeFromLatestCheckpoint:
             raise ValueError("ResumeFromLatestCheckpoint: `load_dict` must name at least one object to restore.")
         self.ckpt_dir = Path(ckpt_dir)
         self.load_dict = load_dict
-        self.enabled = _flag(enabled, "enabled")
+        self.enabled = parse_flag(enabled, "enabled")
         self.prefix = prefix
         self.map_location = map_location
         self.strict = strict
@@ -199,8 +180,8 @@ class CheckpointOverwriteGuard:
         protected_files: Sequence[str] = ("model.pt",),
     ) -> None:
         self.ckpt_dir = Path(ckpt_dir)
-        self.resume = _flag(resume, "resume")
-        self.overwrite = _flag(overwrite, "overwrite")
+        self.resume = parse_flag(resume, "resume")
+        self.overwrite = parse_flag(overwrite, "overwrite")
         self.prefix = prefix
         self.protected_files = tuple(protected_files)
         self.logger = logging.getLogger(__name__)
