@@ -51,6 +51,11 @@ def _check_coverage(coverage: str | Sequence[float] | None) -> tuple[float, floa
     return lo, hi
 
 
+def _take(column: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``column.flatten()[index]`` by ``index_select``, which is several times cheaper than advanced indexing."""
+    return column.reshape(-1).index_select(0, index)
+
+
 def _dilate(mask: torch.Tensor, cross: bool) -> torch.Tensor:
     """One binary dilation step of a ``(B, 1, *spatial)`` bool mask by a 3^D cube or the 2D-neighbour cross."""
     out = mask.clone()
@@ -300,21 +305,22 @@ class HoleMaskGenerator:
             n_chords = torch.maximum(n_chords, torch.ceil(span * max_axis / chunk))
         n_chords = torch.where(used(2, n_a), n_chords.clamp(min=1), torch.zeros_like(n_chords)).long().flatten()
         arc_id = torch.repeat_interleave(n_chords)
+        # index_select on contiguous columns: several times cheaper than advanced indexing on CPU.
         first = torch.cumsum(n_chords, 0) - n_chords
-        m = n_chords[arc_id].float()
-        s0 = (torch.arange(arc_id.numel(), device=device) - first[arc_id]).float() / m
+        m = n_chords.float().index_select(0, arc_id)
+        s0 = (torch.arange(arc_id.numel(), device=device) - first.index_select(0, arc_id)).float() / m
         s1 = s0 + 1 / m
-        th0, sp = theta0.flatten()[arc_id], span.flatten()[arc_id]
-        c_a, u_a, v_a = (t.reshape(-1, dims)[arc_id] for t in (d["arc_c"] * side, u, v))
-        a_a, b_a = semi_a.flatten()[arc_id, None], semi_b.flatten()[arc_id, None]
+        th0, sp = _take(theta0, arc_id), _take(span, arc_id)
+        c_a, u_a, v_a = (t.reshape(-1, dims).index_select(0, arc_id) for t in (d["arc_c"] * side, u, v))
+        a_a, b_a = _take(semi_a, arc_id)[:, None], _take(semi_b, arc_id)[:, None]
 
         def arc_point(s):
             th = (th0 + s * sp)[:, None]
             return c_a + a_a * torch.cos(th) * u_a + b_a * torch.sin(th) * v_a
 
-        rank_arc = rank_a.flatten()[arc_id]
-        radius_arc = (d["arc_t"].float() / 2 + _WIDTH_PAD).flatten()[arc_id]
-        batch_arc = bidx.expand(-1, n_a).flatten()[arc_id]
+        rank_arc = _take(rank_a, arc_id)
+        radius_arc = _take(d["arc_t"].float() / 2 + _WIDTH_PAD, arc_id)
+        batch_arc = _take(bidx.expand(-1, n_a), arc_id)
         parts.append((arc_point(s0), arc_point(s1), radius_arc, batch_arc, rank_arc + s0, rank_arc + s1))
 
         # Free-form brush strokes: a random walk whose direction is the running sum of Gaussian turns.
@@ -367,86 +373,109 @@ class HoleMaskGenerator:
         pixel range on the last axis; empty when ``x1 < x0``) and ``value`` (order value of the capsule).
         """
         dims = len(spatial)
-        p0, p1, radius = seg["p0"], seg["p1"], seg["radius"]
-        device = p0.device
-        value, batch = seg["val0"], seg["batch"]
+        # Per-capsule quantities are kept as contiguous 1D columns and gathered with index_select: the
+        # per-row work is then cheap elementwise arithmetic on contiguous tensors.
+        q0 = [c.contiguous() for c in seg["p0"].unbind(1)]
+        q1 = [c.contiguous() for c in seg["p1"].unbind(1)]
+        radius, value, batch = seg["radius"], seg["val0"], seg["batch"]
+        device = radius.device
         chunk = self._chunk_length(dims)
         if chunk is not None:
             # Splitting into sub-capsules is exact: their union is the capsule.
-            n_chunk = torch.ceil(torch.linalg.vector_norm(p1 - p0, dim=-1) / chunk).clamp(min=1).long()
+            delta = [b - a for a, b in zip(q0, q1)]
+            length = torch.sqrt(sum(c * c for c in delta))
+            n_chunk = torch.ceil(length / chunk).clamp(min=1).long()
             seg_id = torch.repeat_interleave(n_chunk)
             first = torch.cumsum(n_chunk, 0) - n_chunk
-            m = n_chunk[seg_id].float()
-            t0 = (torch.arange(seg_id.numel(), device=device) - first[seg_id]).float() / m
-            delta = (p1 - p0)[seg_id]
-            q0 = p0[seg_id] + t0[:, None] * delta
-            p1 = q0 + delta / m[:, None]
-            p0 = q0
-            value = value[seg_id] + t0 * (seg["val1"] - seg["val0"])[seg_id]
-            radius, batch = radius[seg_id], batch[seg_id]
+            m = _take(n_chunk.float(), seg_id)
+            t0 = (torch.arange(seg_id.numel(), device=device) - _take(first, seg_id)).float() / m
+            t1 = t0 + 1 / m
+            q0, q1 = (
+                [_take(a, seg_id) + t * _take(dd, seg_id) for a, dd in zip(q0, delta)] for t in (t0, t1)
+            )
+            value = _take(value, seg_id) + t0 * _take(seg["val1"] - seg["val0"], seg_id)
+            radius, batch = _take(radius, seg_id), _take(batch, seg_id)
 
         # Rows of each capsule's bounding box over the leading (all but last) axes; radius < 0 gives none.
-        lead = torch.tensor(spatial[:-1], device=device, dtype=torch.float32)
-        lo = torch.ceil(torch.minimum(p0, p1)[:, :-1] - radius[:, None]).clamp(min=0)
-        hi = torch.minimum(torch.floor(torch.maximum(p0, p1)[:, :-1] + radius[:, None]), lead - 1)
-        extent = torch.where(radius[:, None] >= 0, hi - lo + 1, 0).clamp(min=0).long()
-        cap_id = torch.repeat_interleave(extent.prod(dim=1))
-        n_rows = extent.prod(dim=1)
-        local = torch.arange(cap_id.numel(), device=device) - (torch.cumsum(n_rows, 0) - n_rows)[cap_id]
-        lo_c, ext_c = lo.long()[cap_id], extent[cap_id]
-        if dims == 2:
-            y = (lo_c[:, 0] + local)[:, None]
-        else:
-            y = torch.stack([lo_c[:, 0] + local // ext_c[:, 1], lo_c[:, 1] + local % ext_c[:, 1]], dim=1)
-        row = batch[cap_id].long()
+        lo, extent = [], []
         for k in range(dims - 1):
-            row = row * spatial[k] + y[:, k]
+            lo_k = torch.ceil(torch.minimum(q0[k], q1[k]) - radius).clamp(min=0)
+            hi_k = torch.floor(torch.maximum(q0[k], q1[k]) + radius).clamp(max=spatial[k] - 1)
+            lo.append(lo_k.long())
+            extent.append(torch.where(radius >= 0, hi_k - lo_k + 1, 0.0).clamp(min=0).long())
+        n_rows = extent[0] if dims == 2 else extent[0] * extent[1]
+        cap_id = torch.repeat_interleave(n_rows)
+        local = torch.arange(cap_id.numel(), device=device)
+        first = torch.cumsum(n_rows, 0) - n_rows
+        base = batch.long() * spatial[0]
+        if dims == 2:
+            y0 = local + _take(lo[0] - first, cap_id)
+            y = [y0]
+            row = y0 + _take(base, cap_id)
+        else:
+            local = local - _take(first, cap_id)
+            e1 = _take(extent[1], cap_id)
+            y = [_take(lo[0], cap_id) + local // e1, _take(lo[1], cap_id) + local % e1]
+            row = (_take(base, cap_id) + y[0]) * spatial[1] + y[1]
 
-        x_lo, x_hi = self._capsule_row_interval(p0[cap_id], p1[cap_id], radius[cap_id], y.float())
+        x_lo, x_hi = self._capsule_row_interval(q0, q1, radius, [c.float() for c in y], cap_id)
         width = spatial[-1]
         x0 = torch.ceil(x_lo.clamp(-1, width)).clamp(min=0).long()
         x1 = torch.floor(x_hi.clamp(-1, width)).clamp(max=width - 1).long()
-        return {"row": row, "x0": x0, "x1": torch.maximum(x1, x0 - 1), "value": value[cap_id]}
+        return {"row": row, "x0": x0, "x1": torch.maximum(x1, x0 - 1), "value": _take(value, cap_id)}
 
     @staticmethod
-    def _capsule_row_interval(q0, q1, r, y):
+    def _capsule_row_interval(q0, q1, r, y, cap_id):
         """
-        Interval of x where the point (y, x) lies within ``r`` of segment q0-q1. The capsule is convex, so
-        the union of its end balls and its cylinder on one row is one interval. Empty: lo = inf, hi = -inf.
+        Interval of x where the point (y, x) lies within ``r`` of segment q0-q1 (``q0``, ``q1``: lists of D
+        coordinate columns and ``r`` per capsule; ``y``: list of D - 1 leading coordinate columns per row,
+        ``cap_id``: capsule of each row). The capsule is convex, so the union of its end balls and its
+        cylinder on one row is one interval. Empty: lo = inf, hi = -inf.
         """
         inf = float("inf")
-        r2 = r * r
-        h2 = ((y - q0[:, :-1]) ** 2).sum(-1)
-        half = torch.sqrt((r2 - h2).clamp(min=0))
-        ok = h2 <= r2
-        lo = torch.where(ok, q0[:, -1] - half, inf)
-        hi = torch.where(ok, q0[:, -1] + half, -inf)
-        h2 = ((y - q1[:, :-1]) ** 2).sum(-1)
-        half = torch.sqrt((r2 - h2).clamp(min=0))
-        ok = h2 <= r2
-        lo = torch.minimum(lo, torch.where(ok, q1[:, -1] - half, inf))
-        hi = torch.maximum(hi, torch.where(ok, q1[:, -1] + half, -inf))
-        # Cylinder: |(y, x) - q0|^2 - ((.)·d)^2 / |d|^2 <= r^2 is a quadratic in u = x - q0_x.
-        d = q1 - q0
-        l2 = (d * d).sum(-1)
-        e = y - q0[:, :-1]
-        dx = d[:, -1]
-        m = (e * d[:, :-1]).sum(-1)
-        l2s = l2.clamp(min=1e-6)
-        a = (1 - dx * dx / l2s).clamp(min=1e-6)
-        bq = m * dx / l2s
-        disc = bq * bq - a * ((e * e).sum(-1) - m * m / l2s - r2)
-        sq = torch.sqrt(disc.clamp(min=0))
-        u_lo, u_hi = (bq - sq) / a, (bq + sq) / a
-        # Keep the part that projects onto the segment: 0 <= (m + u dx) / |d|^2 <= 1.
+        # Everything that depends on the capsule only is computed once per capsule and gathered per row.
+        d = [b - a for a, b in zip(q0, q1)]
+        l2 = sum(c * c for c in d)
+        dx = d[-1]
+        inv_l2 = 1 / l2.clamp(min=1e-6)
+        a = (1 - dx * dx * inv_l2).clamp(min=1e-6)
         along_x = dx.abs() > 1e-4
-        dxs = torch.where(along_x, dx, 1.0)
-        ua, ub = -m / dxs, (l2 - m) / dxs
-        u_lo = torch.where(along_x, torch.maximum(u_lo, torch.minimum(ua, ub)), u_lo)
-        u_hi = torch.where(along_x, torch.minimum(u_hi, torch.maximum(ua, ub)), u_hi)
-        ok = (l2 > 1e-6) & (disc >= 0) & (u_lo <= u_hi) & (along_x | ((m >= 0) & (m <= l2)))
-        lo = torch.minimum(lo, torch.where(ok, q0[:, -1] + u_lo, inf))
-        hi = torch.maximum(hi, torch.where(ok, q0[:, -1] + u_hi, -inf))
+        # Empty cylinder (a point) and rows of a capsule along x project onto the segment for 0 <= m <= |d|^2.
+        l2_cyl = torch.where(l2 > 1e-6, l2, -1.0)
+        per_cap = {
+            "x0": q0[-1], "x1": q1[-1], "r2": r * r, "l2": l2_cyl, "bq": dx * inv_l2, "inv_l2": inv_l2,
+            "a": a, "inv_a": 1 / a, "inv_dx": torch.where(along_x, 1 / dx, 0.0),
+        }
+        g = {k: _take(v, cap_id) for k, v in per_cap.items()}
+        e = [yk - _take(ak, cap_id) for yk, ak in zip(y, q0)]  # row minus q0 on the leading axes
+        h0 = sum(c * c for c in e)
+        m = e[0] * _take(d[0], cap_id)
+        for k in range(1, len(e)):
+            m = m + e[k] * _take(d[k], cap_id)
+        h1 = sum((yk - _take(bk, cap_id)) ** 2 for yk, bk in zip(y, q1))
+        r2 = g["r2"]
+        half = torch.sqrt((r2 - h0).clamp_(min=0))
+        ok = h0 <= r2
+        lo = torch.where(ok, g["x0"] - half, inf)
+        hi = torch.where(ok, g["x0"] + half, -inf)
+        half = torch.sqrt((r2 - h1).clamp_(min=0))
+        ok = h1 <= r2
+        lo = torch.minimum(lo, torch.where(ok, g["x1"] - half, inf))
+        hi = torch.maximum(hi, torch.where(ok, g["x1"] + half, -inf))
+        # Cylinder: |(y, x) - q0|^2 - ((.)·d)^2 / |d|^2 <= r^2 is a quadratic in u = x - q0_x.
+        bq = m * g["bq"]
+        disc = bq * bq - g["a"] * (h0 - m * m * g["inv_l2"] - r2)
+        sq = torch.sqrt(disc.clamp(min=0))
+        u_lo, u_hi = (bq - sq) * g["inv_a"], (bq + sq) * g["inv_a"]
+        # Keep the part that projects onto the segment: 0 <= (m + u dx) / |d|^2 <= 1.
+        inv_dx = g["inv_dx"]
+        ua, ub = -m * inv_dx, (g["l2"] - m) * inv_dx
+        along = inv_dx != 0
+        u_lo = torch.where(along, torch.maximum(u_lo, torch.minimum(ua, ub)), u_lo)
+        u_hi = torch.where(along, torch.minimum(u_hi, torch.maximum(ua, ub)), u_hi)
+        ok = (g["l2"] > 0) & (disc >= 0) & (u_lo <= u_hi) & (along | ((m >= 0) & (m <= g["l2"])))
+        lo = torch.minimum(lo, torch.where(ok, g["x0"] + u_lo, inf))
+        hi = torch.maximum(hi, torch.where(ok, g["x0"] + u_hi, -inf))
         return lo, hi
 
     # ------------------------------------------------------------------ rendering
@@ -456,18 +485,23 @@ class HoleMaskGenerator:
         n_rows = batch_size * math.prod(spatial[:-1])
         width = spatial[-1]
         row, x0, x1 = spans["row"], spans["x0"], spans["x1"]
-        # float32: exact for these small integers, and its cumsum is several times faster than int32's on CPU.
-        diff = torch.zeros(n_rows * width, dtype=torch.float32, device=row.device)
-        ones = torch.ones(row.shape, dtype=torch.float32, device=row.device)
-        # A span ending on the last pixel of its row needs no -1 (it would land on the next row).
-        inside = x1 + 1 < width
-        stop = torch.where(inside, -ones, 0.0)
-        base = row * width
-        diff.scatter_add_(0, torch.cat([base + x0.clamp(max=width - 1), base + torch.where(inside, x1 + 1, 0)]),
-                          torch.cat([torch.where(x0 < width, ones, 0.0), stop]))
-        covered = diff.view(n_rows, width).cumsum_(dim=1)
-        # Counts are integers >= 0, so clamping at 1 gives the float mask in place.
-        return covered.clamp_(max=1.0).view(batch_size, *spatial)
+        # One spare column per row takes the -1 of spans ending on the last pixel (x0 <= width and
+        # x1 + 1 <= width always; an empty span puts +1 and -1 on the same cell).
+        stride = width + 1
+        base = row * stride
+        index = torch.cat([base + x0, base + x1 + 1])
+        # The running sum is the number of spans covering a pixel, at most the number of spans in its row:
+        # below 256, uint8 is exact (the negative differences wrap modulo 256 and cancel) and its scatter,
+        # cumulative sum and conversion are about twice as fast as float32's on CPU. Other devices keep
+        # float32 (no host sync for the check, and no reliance on uint8 atomics).
+        small = row.device.type == "cpu" and (row.numel() == 0 or int(torch.bincount(row).max()) < 256)
+        dtype = torch.uint8 if small else torch.float32
+        step = torch.ones(2, row.numel(), dtype=dtype, device=row.device)
+        step[1] = 255 if small else -1
+        diff = torch.zeros(n_rows * stride, dtype=dtype, device=row.device)
+        diff.scatter_add_(0, index, step.view(-1))
+        covered = diff.view(n_rows, stride).cumsum_(dim=1)[:, :width]
+        return covered.clamp(max=1).to(torch.float32).view(batch_size, *spatial)
 
     def _render_controlled(
         self, spans: dict[str, torch.Tensor], n_total: int, target: torch.Tensor, batch_size: int, spatial, generator
@@ -480,17 +514,21 @@ class HoleMaskGenerator:
         n_pix = math.prod(spatial)
         width = spatial[-1]
         length = (spans["x1"] - spans["x0"] + 1).clamp(min=0)
-        span_id = torch.repeat_interleave(length)
         start = spans["row"] * width + spans["x0"] - (torch.cumsum(length, 0) - length)
-        pix = start[span_id] + torch.arange(span_id.numel(), device=span_id.device)
+        n_cover = int(length.sum())
+        device = length.device
+        # One span index per covered pixel, used by index_select (much cheaper than advanced indexing).
+        span_id = torch.repeat_interleave(length, output_size=n_cover)
+        pix = start.index_select(0, span_id).add_(torch.arange(n_cover, device=device))
         # Keys carry the sample offset b * n_bins, so one bincount gives every sample's histogram; the last
         # bin of a sample collects its uncovered pixels.
         n_bins = n_total * _SUB_BINS + 1
-        device = span_id.device
         offs = torch.arange(batch_size, device=device, dtype=torch.int32) * n_bins
-        key = (spans["value"] * _SUB_BINS).to(torch.int32) + offs[spans["row"] // math.prod(spatial[:-1])]
+        key = (spans["value"] * _SUB_BINS).to(torch.int32) + offs.index_select(
+            0, torch.div(spans["row"], math.prod(spatial[:-1]), rounding_mode="floor")
+        )
         field = (offs + (n_bins - 1))[:, None].expand(batch_size, n_pix).contiguous().view(-1)
-        field.scatter_reduce_(0, pix, key[span_id], reduce="amin")
+        field.scatter_reduce_(0, pix, key.index_select(0, span_id), reduce="amin")
         field = field.view(batch_size, n_pix)
         counts = torch.bincount(field.flatten(), minlength=batch_size * n_bins).view(batch_size, n_bins)
 
@@ -511,7 +549,10 @@ class HoleMaskGenerator:
         lo, hi = self.coverage  # type: ignore[misc]
         outside = (cover <= lo) | (cover > hi)
         j = ((cover - target[:, None]).abs() + outside.to(torch.float32)).argmin(1)
-        return (field < (j.to(torch.int32) + offs)[:, None]).to(torch.float32).view(batch_size, *spatial)
+        # field < threshold as (threshold - field) clamped to {0, 1}: integer arithmetic and one int32 -> float32
+        # conversion are about twice as fast on CPU as a broadcast comparison converted from bool.
+        mask = ((j.to(torch.int32) + offs)[:, None] - field).clamp_(0, 1).to(torch.float32)
+        return mask.view(batch_size, *spatial)
 
     @staticmethod
     def _grow(field: torch.Tensor, n_total: int, target: torch.Tensor, generator) -> tuple[torch.Tensor, int]:

@@ -110,6 +110,16 @@ def test_disc_and_horizontal_capsule_cover_hand_counted_pixels():
     assert _render_capsules([((10.0, 5.0), (10.0, 15.0), 2.0)], (21, 21)).sum() == 15 + 2 * 13 + 2 * 11
 
 
+@pytest.mark.parametrize("copies", [255, 256, 512])
+def test_many_overlapping_capsules_render_as_their_union(copies):
+    # 255 copies: every count fits in 8 bits; 256 and 512: a count wrapped around 256 would read as uncovered.
+    capsule = ((10.0, 5.0), (10.0, 15.0), 2.0)
+    empty = ((10.0, 30.0), (10.0, 30.0), 0.2)  # covers no pixel centre: an empty span in the same rows
+    mask = _render_capsules([capsule] * copies + [empty] * 10, (21, 21))
+    assert mask.sum() == 15 + 2 * 13 + 2 * 11
+    assert mask[10, 3:18].all() and not mask[10, 18:].any()
+
+
 @pytest.mark.parametrize("spatial", [(40, 36), (18, 16, 14)])
 def test_capsule_rasterisation_matches_brute_force_distance(spatial):
     rng = np.random.default_rng(0)
