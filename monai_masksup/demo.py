@@ -1,14 +1,15 @@
-"""End-to-end MaskSup demo: ``python -m monai_masksup.demo``.
+"""End-to-end MaskSup demo: ``python -m monai_masksup.demo [--bundle glas|kvasir]``.
 
-Generates a small synthetic GLaS data set in the Warwick layout (when absent), then runs the GLaS bundle
-(``bundles/masksup_glas``) exactly as a user would, through ``monai.bundle.run`` with the bundle's own
-``train.json``, ``evaluate.json`` and ``inference.json``, plus the ``demo.json`` overlay (a small BasicUNet
-at 64x64 instead of LeViT-UNet-384 at 224x224, a few epochs) so that everything finishes in a few minutes
-on a laptop CPU. Prints where the checkpoints, TensorBoard logs, evaluation report, robustness plot and
-predicted masks are.
+Generates a small synthetic data set in the real data set's layout (when absent): GLaS in the Warwick layout
+for ``--bundle glas`` (the default), Kvasir-SEG + CVC-ClinicDB in their native layouts for ``--bundle kvasir``.
+Then runs that bundle (``bundles/masksup_glas`` or ``bundles/masksup_kvasir``) exactly as a user would,
+through ``monai.bundle.run`` with the bundle's own ``train.json``, ``evaluate.json`` and ``inference.json``,
+plus the ``demo.json`` overlay (a small BasicUNet at 64x64 instead of LeViT-UNet-384 at 224x224, a few
+epochs) so that everything finishes in a few minutes on a laptop CPU. Prints where the checkpoints,
+TensorBoard logs, evaluation report, robustness plot and predicted masks are.
 
 The numbers it prints come from synthetic images and a tiny network: they show that the pipeline works,
-not how well MaskSup segments glands.
+not how well MaskSup segments glands or polyps.
 """
 
 from __future__ import annotations
@@ -18,13 +19,97 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DEFAULT_BUNDLE_DIR", "run_demo", "main"]
+__all__ = ["BUNDLES_DIR", "DEFAULT_BUNDLE_DIR", "DEMOS", "DemoData", "run_demo", "main"]
 
+#: the bundles of a source checkout (``<repo>/bundles``).
+BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 #: the GLaS bundle of a source checkout (``<repo>/bundles/masksup_glas``).
-DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parents[1] / "bundles" / "masksup_glas"
+DEFAULT_BUNDLE_DIR = BUNDLES_DIR / "masksup_glas"
+
+
+def _make_glas(data_dir: Path, n_train: int, n_test: int, seed: int) -> dict:
+    """Synthetic GLaS (Warwick layout) and the bundle overrides pointing at it."""
+    from monai_masksup.data import make_synthetic_glas
+
+    make_synthetic_glas(
+        data_dir, n_train=n_train, n_test_a=n_test - n_test // 2, n_test_b=n_test // 2, size=(96, 128), seed=seed
+    )
+    return _glas_overrides(data_dir)
+
+
+def _glas_overrides(data_dir: Path) -> dict:
+    """GLaS bundle overrides for synthetic data in ``data_dir``."""
+    return {"dataset_dir": str(data_dir)}
+
+
+def _make_polyps(data_dir: Path, n_train: int, n_test: int, seed: int) -> dict:
+    """Synthetic Kvasir-SEG + CVC-ClinicDB and the bundle overrides pointing at them.
+
+    A third of the training frames are CVC-ClinicDB frames, the rest Kvasir-SEG, as in the paper's mix
+    (900 Kvasir + 550 CVC); the ``n_test`` test frames are CVC-ClinicDB frames, listed in a split file.
+    """
+    from monai_masksup.data import make_synthetic_polyps
+
+    n_cvc_train = max(1, n_train // 3)
+    make_synthetic_polyps(
+        data_dir,
+        n_kvasir=n_train - n_cvc_train,
+        n_cvc=n_cvc_train + n_test,
+        n_cvc_test=n_test,
+        size=(96, 128),
+        seed=seed,
+    )
+    return _polyp_overrides(data_dir)
+
+
+def _polyp_overrides(data_dir: Path) -> dict:
+    """Kvasir bundle overrides for synthetic data in ``data_dir`` (the split file fixes the CVC test frames)."""
+    return {
+        "kvasir_dir": str(data_dir / "Kvasir-SEG"),
+        "cvc_dir": str(data_dir / "CVC-ClinicDB"),
+        "cvc_test_ids": str(data_dir / "splits" / "cvc_test.txt"),
+    }
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """How the demo feeds one bundle: its folder, its synthetic data and the overrides pointing at them.
+
+    Args:
+        bundle_dir: the bundle folder of a source checkout.
+        data_name: sub-folder of the demo folder for the synthetic data.
+        description: words for the printout (``"synthetic GLaS data"``).
+        marker: file (relative to the data folder) whose presence means the data were generated.
+        make: ``make(data_dir, n_train, n_test, seed) -> overrides`` writes the data.
+        overrides: ``overrides(data_dir) -> dict`` of bundle overrides for existing data.
+    """
+
+    bundle_dir: Path
+    data_name: str
+    description: str
+    marker: str
+    make: Callable[[Path, int, int, int], dict]
+    overrides: Callable[[Path], dict]
+
+
+#: bundle name -> how the demo runs it.
+DEMOS: dict[str, DemoData] = {
+    "glas": DemoData(
+        DEFAULT_BUNDLE_DIR, "glas_synthetic", "synthetic GLaS data", "Grade.csv", _make_glas, _glas_overrides
+    ),
+    "kvasir": DemoData(
+        BUNDLES_DIR / "masksup_kvasir",
+        "polyps_synthetic",
+        "synthetic Kvasir-SEG + CVC-ClinicDB data",
+        "splits/cvc_test.txt",
+        _make_polyps,
+        _polyp_overrides,
+    ),
+}
 
 
 def _bundle_run(bundle_dir: Path, configs: Sequence[str], **overrides) -> None:
@@ -45,21 +130,24 @@ def run_demo(
     n_train: int = 24,
     n_test: int = 6,
     image_size: int = 64,
-    bundle_dir: str | Path = DEFAULT_BUNDLE_DIR,
+    bundle_dir: str | Path | None = None,
     seed: int = 0,
+    bundle: str = "glas",
 ) -> dict:
     """
-    Generate the synthetic data (if absent) and run training, evaluation and inference of the GLaS bundle.
+    Generate the synthetic data (if absent) and run training, evaluation and inference of one bundle.
 
     Args:
-        output_dir: demo folder; the data go to ``<output_dir>/glas_synthetic`` and the bundle outputs to
-            ``<output_dir>/masksup_glas`` (``models/``, ``eval/``).
+        output_dir: demo folder; the data go to ``<output_dir>/glas_synthetic`` (``polyps_synthetic`` for
+            Kvasir) and the bundle outputs to ``<output_dir>/<bundle folder name>`` (``models/``, ``eval/``).
         epochs: training epochs.
-        n_train: synthetic training images (a seeded fifth of them, by patient, validates).
-        n_test: synthetic test images (split between testA and testB).
+        n_train: synthetic training images (a seeded fifth of them validates; GLaS: by patient; Kvasir: a
+            third are CVC-ClinicDB frames, the rest Kvasir-SEG).
+        n_test: synthetic test images (GLaS: split between testA and testB; Kvasir: CVC-ClinicDB frames).
         image_size: network input size (square).
-        bundle_dir: the ``masksup_glas`` bundle folder.
+        bundle_dir: the bundle folder; ``None`` for the checkout's bundle of ``bundle``.
         seed: seed of the synthetic data and of the bundle runs.
+        bundle: ``"glas"`` (``masksup_glas``) or ``"kvasir"`` (``masksup_kvasir``), a key of :data:`DEMOS`.
 
     Returns:
         ``{"data_dir", "bundle_root", "checkpoint", "tensorboard_dir", "eval_dir", "prediction_dir",
@@ -67,16 +155,18 @@ def run_demo(
 
     Raises:
         FileNotFoundError: when ``bundle_dir`` holds no ``configs/train.json``.
-        ValueError: for non-positive ``epochs``, fewer than 2 training or test images, or an image size
-            below 32.
+        ValueError: for an unknown ``bundle``, non-positive ``epochs``, fewer than 2 training or test images, or an
+            image size below 32.
     """
-    from monai_masksup.data import make_synthetic_glas
-
-    bundle_dir = Path(bundle_dir)
+    if bundle not in DEMOS:
+        raise ValueError(f"bundle must be one of {sorted(DEMOS)}, got '{bundle}'.")
+    demo = DEMOS[bundle]
+    bundle_dir = demo.bundle_dir if bundle_dir is None else Path(bundle_dir)
     if not (bundle_dir / "configs" / "train.json").is_file():
+        default = demo.bundle_dir.name
         raise FileNotFoundError(
-            f"bundle_dir '{bundle_dir}' holds no configs/train.json; the demo runs the masksup_glas bundle of a "
-            "source checkout (<repo>/bundles/masksup_glas): pass --bundle_dir to point at it."
+            f"bundle_dir '{bundle_dir}' holds no configs/train.json; the demo runs the {default} bundle of a "
+            f"source checkout (<repo>/bundles/{default}): pass --bundle_dir to point at it."
         )
     if epochs < 1 or n_train < 2 or n_test < 2 or image_size < 32:
         raise ValueError(
@@ -85,18 +175,17 @@ def run_demo(
         )
     start = time.perf_counter()
     output_dir = Path(output_dir).resolve()
-    data_dir = output_dir / "glas_synthetic"
-    if not (data_dir / "Grade.csv").is_file():
-        print(f"[demo] generating synthetic GLaS data in {data_dir}")
-        make_synthetic_glas(
-            data_dir, n_train=n_train, n_test_a=n_test - n_test // 2, n_test_b=n_test // 2, size=(96, 128), seed=seed
-        )
+    data_dir = output_dir / demo.data_name
+    if not (data_dir / demo.marker).is_file():
+        print(f"[demo] generating {demo.description} in {data_dir}")
+        data_overrides = demo.make(data_dir, n_train, n_test, seed)
     else:
-        print(f"[demo] using existing synthetic GLaS data in {data_dir}")
-    bundle_root = output_dir / "masksup_glas"
+        print(f"[demo] using existing {demo.description} in {data_dir}")
+        data_overrides = demo.overrides(data_dir)
+    bundle_root = output_dir / demo.bundle_dir.name
     common = {
         "bundle_root": str(bundle_root),
-        "dataset_dir": str(data_dir),
+        **data_overrides,
         "image_size": [image_size, image_size],
         "seed": seed,
     }
@@ -139,14 +228,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; see the module docstring and ``--help``."""
     parser = argparse.ArgumentParser(
         prog="python -m monai_masksup.demo",
-        description="MaskSup end-to-end demo on generated GLaS-like data: train, evaluate, infer (CPU, minutes).",
+        description="MaskSup end-to-end demo on generated GLaS-like (default) or polyp-like data: train, evaluate, "
+        "infer (CPU, minutes).",
+    )
+    parser.add_argument(
+        "--bundle", default="glas", choices=sorted(DEMOS), help="bundle to run: glas (default) or kvasir (polyps)"
     )
     parser.add_argument("--output_dir", default="./demo_output", help="demo folder (default ./demo_output)")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
     parser.add_argument("--n_train", type=int, default=24, help="synthetic training images (default 24)")
     parser.add_argument("--n_test", type=int, default=6, help="synthetic test images (default 6)")
     parser.add_argument("--image_size", type=int, default=64, help="network input size (default 64)")
-    parser.add_argument("--bundle_dir", default=str(DEFAULT_BUNDLE_DIR), help="the masksup_glas bundle folder")
+    parser.add_argument(
+        "--bundle_dir", default=None, help="the bundle folder (default: the checkout's masksup_glas / masksup_kvasir)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
     result = run_demo(
@@ -157,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         image_size=args.image_size,
         bundle_dir=args.bundle_dir,
         seed=args.seed,
+        bundle=args.bundle,
     )
     print("\n[demo] done in {:.0f} s".format(result["seconds"]))
     print(f"  synthetic data      : {result['data_dir']}")

@@ -12,6 +12,7 @@ from .pairing import index_folder_pair, pair_by_name
 from .pranet import PRANET_URL, index_pranet, list_pranet_test_sets
 from .splits import make_splits, read_id_list, select_ids, split_train_val
 from .synthetic_glas import make_synthetic_glas
+from .synthetic_polyps import make_synthetic_polyps
 from .tiff_reader import TiffFileReader
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "list_pranet_test_sets",
     "make_splits",
     "make_synthetic_glas",
+    "make_synthetic_polyps",
     "pair_by_name",
     "read_glas_grades",
     "read_id_list",

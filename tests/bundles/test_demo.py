@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -34,6 +35,45 @@ def test_demo_command_trains_evaluates_and_infers(tmp_path):
         assert set(np.unique(np.asarray(mask))) <= {0, 255}
 
 
+@pytest.mark.slow
+def test_kvasir_demo_trains_evaluates_and_infers_on_synthetic_polyps(tmp_path):
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "monai_masksup.demo", "--bundle", "kvasir", "--output_dir", str(out)]
+    cmd += ["--epochs", "1", "--n_train", "6", "--n_test", "2", "--image_size", "32"]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    bundle_root = out / "masksup_kvasir"
+    assert f"best checkpoint     : {bundle_root / 'models' / 'model.pt'}" in proc.stdout
+    assert (bundle_root / "models" / "model.pt").is_file()
+    # n_train 6 = 4 Kvasir-SEG + 2 CVC-ClinicDB frames; the n_test 2 test frames are CVC frames 3 and 4
+    data = out / "polyps_synthetic"
+    assert len(list((data / "Kvasir-SEG" / "images").glob("*.jpg"))) == 4
+    assert (data / "splits" / "cvc_test.txt").read_text() == "3\n4\n"
+    report = json.loads((bundle_root / "eval" / "metrics.json").read_text())
+    assert [row["image"] for row in report["per_image"]] == ["3.tif", "4.tif"]
+    for metric in ("iou", "dice"):
+        assert 0.0 <= report["summary"][f"{metric}_mean"] <= 1.0
+        assert all(0.0 <= row[metric] <= 1.0 for row in report["per_image"])
+    for name in ("robustness.png", "robustness_examples.png", "robustness.csv"):
+        assert (bundle_root / "eval" / name).is_file()
+    masks = sorted((bundle_root / "eval" / "predictions").glob("*_mask.png"))
+    assert [m.name for m in masks] == ["3_mask.png", "4_mask.png"]
+    for path in masks:
+        with Image.open(path) as mask:
+            assert mask.size == (128, 96)  # the synthetic frames' original size, not the network's 32 x 32
+            assert set(np.unique(np.asarray(mask))) <= {0, 255}
+
+
+def test_demo_refuses_an_unknown_bundle(tmp_path):
+    with pytest.raises(ValueError, match="glas"):
+        run_demo(output_dir=tmp_path, bundle="duke")
+
+
+def test_kvasir_demo_refuses_a_folder_without_the_bundle(tmp_path):
+    with pytest.raises(FileNotFoundError, match="masksup_kvasir"):
+        run_demo(output_dir=tmp_path, bundle="kvasir", bundle_dir=tmp_path / "nowhere")
+
+
 def test_demo_refuses_a_folder_without_the_bundle(tmp_path):
     with pytest.raises(FileNotFoundError, match="configs/train.json"):
         run_demo(output_dir=tmp_path, bundle_dir=tmp_path / "nowhere")
@@ -43,3 +83,12 @@ def test_default_bundle_dir_is_the_checkout_bundle():
     from monai_masksup.demo import DEFAULT_BUNDLE_DIR
 
     assert DEFAULT_BUNDLE_DIR == PROJECT_ROOT / "bundles" / "masksup_glas"
+
+
+def test_each_demo_bundle_is_a_checkout_bundle():
+    from monai_masksup.demo import DEMOS
+
+    assert DEMOS["glas"].bundle_dir == PROJECT_ROOT / "bundles" / "masksup_glas"
+    assert DEMOS["kvasir"].bundle_dir == PROJECT_ROOT / "bundles" / "masksup_kvasir"
+    for demo in DEMOS.values():
+        assert (demo.bundle_dir / "configs" / "demo.json").is_file()
