@@ -19,6 +19,8 @@ from monai.config.type_definitions import NdarrayOrTensor
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type
 
+from .spatial_size import as_spatial_size, check_channel_first_image
+
 __all__ = ["BoxMaskGenerator", "RandBoxMask", "RandBoxMaskd"]
 
 BoxDraws = tuple[torch.Tensor, "torch.Tensor | None", torch.Tensor]
@@ -39,23 +41,10 @@ def _as_prop_range(prop_range: float | Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _as_spatial_size(spatial_size: Sequence[int], name: str = "spatial_size") -> tuple[int, ...]:
-    """Validate a 2D/3D spatial shape; ``name`` is the argument named in the error message."""
-    size = tuple(int(s) for s in spatial_size)
-    if len(size) not in (2, 3):
-        raise ValueError(f"{name} must have 2 or 3 dimensions, got {tuple(spatial_size)!r}.")
-    if any(s < 1 for s in size):
-        raise ValueError(f"{name} must be positive, got {tuple(spatial_size)!r}.")
-    return size
-
-
 def _image_spatial_size(img: NdarrayOrTensor, name: str) -> tuple[int, ...]:
     """Spatial shape of a channel-first 2D/3D image; ``name`` identifies it in the error message."""
-    if len(img.shape) not in (3, 4):
-        raise ValueError(
-            f"{name} must be channel-first (C, H, W) or (C, H, W, D), got shape {tuple(img.shape)}."
-        )
-    return _as_spatial_size(img.shape[1:], f"spatial size of {name}")
+    check_channel_first_image(img, name)
+    return as_spatial_size(img.shape[1:], f"spatial size of {name}")
 
 
 class BoxMaskGenerator:
@@ -240,7 +229,7 @@ class BoxMaskGenerator:
             ``(start, stop)`` int64 CPU tensors (B, n_boxes, ndim); box ``i`` covers
             ``start[i, d] <= index_d < stop[i, d]`` on every axis ``d``, clipped to the image.
         """
-        size = _as_spatial_size(spatial_size)
+        size = as_spatial_size(spatial_size)
         ndim = len(size)
         f64 = lambda a: torch.as_tensor(a, dtype=torch.float64).cpu()  # noqa: E731
         props_t, pos_t = f64(props), f64(pos_u)
@@ -271,7 +260,7 @@ class BoxMaskGenerator:
         self, batch_size: int, spatial_size: Sequence[int], device: torch.device | str | None = None
     ) -> torch.Tensor:
         """Masks without any box: zeros if ``invert`` else ones, float32 (B, 1, *spatial)."""
-        size = _as_spatial_size(spatial_size)
+        size = as_spatial_size(spatial_size)
         return torch.full((int(batch_size), 1, *size), 0.0 if self.invert else 1.0, dtype=torch.float32, device=device)
 
     def from_draws(
@@ -297,7 +286,7 @@ class BoxMaskGenerator:
         Raises:
             ValueError: wrong spatial rank or draw shapes.
         """
-        size = _as_spatial_size(spatial_size)
+        size = as_spatial_size(spatial_size)
         start, stop = self.box_bounds(props, aspect_u, pos_u, size)
         start, stop = start.to(device), stop.to(device)
         b, n, ndim = start.shape
@@ -346,7 +335,7 @@ class BoxMaskGenerator:
         Raises:
             ValueError: ``spatial_size`` not 2D/3D or not positive; negative ``batch_size``.
         """
-        size = _as_spatial_size(spatial_size)
+        size = as_spatial_size(spatial_size)
         if int(batch_size) < 0:
             raise ValueError(f"batch_size must be >= 0, got {batch_size!r}.")
         draws = self.draw_uniforms(int(batch_size), len(size), generator=generator)
@@ -406,7 +395,7 @@ class RandBoxMask(RandomizableTransform):
 
     def randomize(self, spatial_size: Sequence[int]) -> None:
         """Draw whether to apply and the box uniforms for an image of ``spatial_size``."""
-        size = _as_spatial_size(spatial_size)
+        size = as_spatial_size(spatial_size)
         super().randomize(None)
         self._draws = self.generator.draw_uniforms_numpy(1, len(size), self.R) if self._do_transform else None
 

@@ -13,22 +13,29 @@ from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from .hole_mask_generator import HoleMaskGenerator
+from .spatial_size import check_channel_first_image
 
-__all__ = ["RandHoleMask", "RandHoleMaskd", "apply_hole_mask", "check_channel_first_image"]
+__all__ = ["RandHoleMask", "RandHoleMaskd", "apply_hole_mask", "check_channel_first_image", "masked_keys_for"]
 
 
-def check_channel_first_image(img: NdarrayOrTensor, name: str = "img") -> None:
+def masked_keys_for(keys: tuple, masked_key: str | Sequence[str]) -> tuple[str, ...]:
     """
-    Raise a ValueError unless ``img`` is channel-first 2D ``(C, H, W)`` or 3D ``(C, H, W, D)``.
+    One output key per input key for the dictionary masking transforms.
 
     Args:
-        img: the image to check.
-        name: what to call it in the message (a transform argument or a dictionary key).
+        keys: the transform's input keys.
+        masked_key: a key, or one key per input key, for the masked copies.
+
+    Returns:
+        the masked keys as a tuple, aligned with ``keys``.
+
+    Raises:
+        ValueError: when the number of masked keys does not match ``keys``.
     """
-    if img.ndim not in (3, 4):
-        raise ValueError(
-            f"{name} must be channel-first 2D (C, H, W) or 3D (C, H, W, D), got shape {tuple(img.shape)}."
-        )
+    masked = (masked_key,) if isinstance(masked_key, str) else tuple(masked_key)
+    if len(masked) != len(keys):
+        raise ValueError(f"masked_key needs one key per key in keys={keys}, got {masked_key!r}.")
+    return masked
 
 
 def apply_hole_mask(
@@ -184,10 +191,7 @@ class RandHoleMaskd(MapTransform, RandomizableTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        masked = (masked_key,) if isinstance(masked_key, str) else tuple(masked_key)
-        if len(masked) != len(self.keys):
-            raise ValueError(f"masked_key needs one key per key in keys={self.keys}, got {masked_key!r}.")
-        self.masked_keys = masked
+        self.masked_keys = masked_keys_for(self.keys, masked_key)
         self.mask_key = mask_key
         self.masker = RandHoleMask(coverage=coverage, fill_value=fill_value, prob=1.0, mask_generator=mask_generator)
 

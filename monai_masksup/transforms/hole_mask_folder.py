@@ -14,7 +14,8 @@ from monai.config.type_definitions import NdarrayOrTensor, PathLike
 from monai.transforms import MapTransform, Randomizable, RandomizableTransform
 from PIL import Image, UnidentifiedImageError
 
-from .hole_mask import apply_hole_mask, check_channel_first_image
+from .hole_mask import apply_hole_mask, masked_keys_for
+from .spatial_size import check_channel_first_image
 
 __all__ = ["HoleMaskFolder", "LoadHoleMaskd"]
 
@@ -201,10 +202,7 @@ class LoadHoleMaskd(MapTransform, RandomizableTransform):
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        masked = (masked_key,) if isinstance(masked_key, str) else tuple(masked_key)
-        if len(masked) != len(self.keys):
-            raise ValueError(f"masked_key needs one key per key in keys={self.keys}, got {masked_key!r}.")
-        self.masked_keys = masked
+        self.masked_keys = masked_keys_for(self.keys, masked_key)
         self.mask_key = mask_key
         self.fill_value = float(fill_value)
         self.folder = HoleMaskFolder(mask_dir, **folder_kwargs)

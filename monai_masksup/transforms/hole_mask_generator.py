@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .spatial_size import as_spatial_size
+
 __all__ = ["COVERAGE_PRESETS", "HoleMaskGenerator"]
 
 #: Right-closed coverage bins ``(lo, hi]`` of the hole ratio; "high" is the MaskSup default.
@@ -174,9 +176,7 @@ class HoleMaskGenerator:
         Raises:
             ValueError: when ``spatial_size`` is not 2D or 3D with positive sides, or ``batch_size < 1``.
         """
-        spatial = tuple(int(s) for s in spatial_size)
-        if len(spatial) not in (2, 3) or min(spatial) < 1:
-            raise ValueError(f"spatial_size must be 2 or 3 positive sides (H, W[, D]), got {tuple(spatial_size)}.")
+        spatial = as_spatial_size(spatial_size)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         batch_size = int(batch_size)
