@@ -26,6 +26,8 @@ _ARC_STEP_DEG = 5.0
 _WIDTH_PAD = 0.6
 # Vertices of a free-form brush stroke at most (it uses 4 to this many).
 _STROKE_VERTICES = 12
+# Offset that pushes an empty piece of a row interval beyond any image (lo + _FAR > hi - _FAR).
+_FAR = 1e9
 
 
 def _check_count_range(name: str, value: Sequence[int]) -> tuple[int, int]:
@@ -56,6 +58,15 @@ def _check_coverage(coverage: str | Sequence[float] | None) -> tuple[float, floa
 def _take(column: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``column.flatten()[index]`` by ``index_select``, which is several times cheaper than advanced indexing."""
     return column.reshape(-1).index_select(0, index)
+
+
+def _far(x: torch.Tensor) -> torch.Tensor:
+    """
+    ``_FAR`` where ``x < 0`` and 0 where ``x >= 0``, in two cheap passes instead of a comparison and a select.
+    Exact for ``x <= -1e-29`` (times -3e38 is beyond ``_FAR``); ``x`` here is a difference of pixel-sized
+    float32 values, never a non-zero that small.
+    """
+    return (x * -3e38).clamp_(0, _FAR)
 
 
 def _dilate(mask: torch.Tensor, cross: bool) -> torch.Tensor:
@@ -370,11 +381,10 @@ class HoleMaskGenerator:
         Intersect every capsule with the image rows (lines along the last axis) of its bounding box.
 
         Returns per span: ``row`` (flat index of (batch, leading coordinates)), ``x0``, ``x1`` (inclusive
-        pixel range on the last axis; empty when ``x1 < x0``) and ``value`` (order value of the capsule).
+        pixel range on the last axis; empty when ``x1 < x0``) and ``value`` (order value of the capsule), and
+        ``max_per_row``: an upper bound of the spans in one row (the most capsules of one sample).
         """
         dims = len(spatial)
-        # Per-capsule quantities are kept as contiguous 1D columns and gathered with index_select: the
-        # per-row work is then cheap elementwise arithmetic on contiguous tensors.
         q0 = [c.contiguous() for c in seg["p0"].unbind(1)]
         q1 = [c.contiguous() for c in seg["p1"].unbind(1)]
         radius, value, batch = seg["radius"], seg["val0"], seg["batch"]
@@ -395,88 +405,116 @@ class HoleMaskGenerator:
             )
             value = _take(value, seg_id) + t0 * _take(seg["val1"] - seg["val0"], seg_id)
             radius, batch = _take(radius, seg_id), _take(batch, seg_id)
+        batch = batch.long()
+        max_per_row = int(torch.bincount(batch[radius >= 0]).max()) if batch.numel() else 0
 
         # Rows of each capsule's bounding box over the leading (all but last) axes; radius < 0 gives none.
         lo, extent = [], []
         for k in range(dims - 1):
             lo_k = torch.ceil(torch.minimum(q0[k], q1[k]) - radius).clamp(min=0)
             hi_k = torch.floor(torch.maximum(q0[k], q1[k]) + radius).clamp(max=spatial[k] - 1)
-            lo.append(lo_k.long())
+            lo.append(lo_k)
             extent.append(torch.where(radius >= 0, hi_k - lo_k + 1, 0.0).clamp(min=0).long())
         n_rows = extent[0] if dims == 2 else extent[0] * extent[1]
-        cap_id = torch.repeat_interleave(n_rows)
-        local = torch.arange(cap_id.numel(), device=device)
+        n_spans = int(n_rows.sum())
+        cap_id = torch.repeat_interleave(n_rows, output_size=n_spans)
         first = torch.cumsum(n_rows, 0) - n_rows
-        base = batch.long() * spatial[0]
+        local = torch.arange(n_spans, device=device)
         if dims == 2:
-            y0 = local + _take(lo[0] - first, cap_id)
-            y = [y0]
-            row = y0 + _take(base, cap_id)
+            # row = local + (first row of the capsule - its first span); the offset from q0 likewise
+            row = local + _take(batch * spatial[0] + lo[0].long() - first, cap_id)
+            offsets = [local.float()]
+            bases = [lo[0] - q0[0] - first.float()]
         else:
             local = local - _take(first, cap_id)
             e1 = _take(extent[1], cap_id)
-            y = [_take(lo[0], cap_id) + local // e1, _take(lo[1], cap_id) + local % e1]
-            row = (_take(base, cap_id) + y[0]) * spatial[1] + y[1]
-
-        x_lo, x_hi = self._capsule_row_interval(q0, q1, radius, [c.float() for c in y], cap_id)
+            yz = [local // e1, local % e1]
+            start = (batch * spatial[0] + lo[0].long()) * spatial[1] + lo[1].long()
+            row = _take(start, cap_id) + yz[0] * spatial[1] + yz[1]
+            offsets = [c.float() for c in yz]
+            bases = [lo[0] - q0[0], lo[1] - q0[1]]
+        if self.coverage is None:
+            value = None  # the raw union needs no order values
+        x_lo, x_hi, value = self._capsule_row_interval(q0, q1, radius, offsets, bases, value, cap_id)
         width = spatial[-1]
-        x0 = torch.ceil(x_lo.clamp(-1, width)).clamp(min=0).long()
-        x1 = torch.floor(x_hi.clamp(-1, width)).clamp(max=width - 1).long()
-        return {"row": row, "x0": x0, "x1": torch.maximum(x1, x0 - 1), "value": _take(value, cap_id)}
+        x0 = x_lo.clamp_(0, width).ceil_()
+        x1 = torch.maximum(x_hi.clamp_(-1, width - 1).floor_(), x0 - 1)
+        return {"row": row, "x0": x0.long(), "x1": x1.long(), "value": value, "max_per_row": max_per_row}
 
     @staticmethod
-    def _capsule_row_interval(q0, q1, r, y, cap_id):
+    def _capsule_row_interval(q0, q1, r, offsets, bases, value, cap_id):
         """
         Interval of x where the point (y, x) lies within ``r`` of segment q0-q1 (``q0``, ``q1``: lists of D
-        coordinate columns and ``r`` per capsule; ``y``: list of D - 1 leading coordinate columns per row,
-        ``cap_id``: capsule of each row). The capsule is convex, so the union of its end balls and its
-        cylinder on one row is one interval. Empty: lo = inf, hi = -inf.
+        coordinate columns and ``r`` per capsule); the row of each span has leading coordinates
+        ``q0[:-1] + offsets + bases[cap_id]`` (``offsets`` per span, ``bases`` per capsule). The capsule is
+        convex, so the union of its cylinder and its two end balls on one row is one interval. Returns ``lo``,
+        ``hi`` per span (empty: ``lo > hi``) and ``value[cap_id]`` (``None`` when ``value`` is ``None``).
+
+        Per capsule the cylinder |p - q0|^2 - ((p - q0)·d)^2 / |d|^2 <= r^2 is solved for x once: on a row with
+        leading offset e from q0 and m = e·d_lead it is the interval ``m k1 +- half`` around q0's x (``half``
+        is constant in 2D), cut to the slab 0 <= (p - q0)·d <= |d|^2 that projects onto the segment, i.e.
+        ``-m / dx + [min, max](0, |d|^2 / dx)``. Every per-capsule column is gathered per span by one
+        ``index_select``; an empty piece is pushed out by a penalty (``_far``) instead of a boolean mask.
         """
-        inf = float("inf")
-        # Everything that depends on the capsule only is computed once per capsule and gathered per row.
+        dims = len(q0)
         d = [b - a for a, b in zip(q0, q1)]
-        l2 = sum(c * c for c in d)
         dx = d[-1]
-        inv_l2 = 1 / l2.clamp(min=1e-6)
-        a = (1 - dx * dx * inv_l2).clamp(min=1e-6)
-        along_x = dx.abs() > 1e-4
-        # Empty cylinder (a point) and rows of a capsule along x project onto the segment for 0 <= m <= |d|^2.
-        l2_cyl = torch.where(l2 > 1e-6, l2, -1.0)
-        per_cap = {
-            "x0": q0[-1], "x1": q1[-1], "r2": r * r, "l2": l2_cyl, "bq": dx * inv_l2, "inv_l2": inv_l2,
-            "a": a, "inv_a": 1 / a, "inv_dx": torch.where(along_x, 1 / dx, 0.0),
-        }
-        g = {k: _take(v, cap_id) for k, v in per_cap.items()}
-        e = [yk - _take(ak, cap_id) for yk, ak in zip(y, q0)]  # row minus q0 on the leading axes
-        h0 = sum(c * c for c in e)
-        m = e[0] * _take(d[0], cap_id)
-        for k in range(1, len(e)):
-            m = m + e[k] * _take(d[k], cap_id)
-        h1 = sum((yk - _take(bk, cap_id)) ** 2 for yk, bk in zip(y, q1))
-        r2 = g["r2"]
-        half = torch.sqrt((r2 - h0).clamp_(min=0))
-        ok = h0 <= r2
-        lo = torch.where(ok, g["x0"] - half, inf)
-        hi = torch.where(ok, g["x0"] + half, -inf)
-        half = torch.sqrt((r2 - h1).clamp_(min=0))
-        ok = h1 <= r2
-        lo = torch.minimum(lo, torch.where(ok, g["x1"] - half, inf))
-        hi = torch.maximum(hi, torch.where(ok, g["x1"] + half, -inf))
-        # Cylinder: |(y, x) - q0|^2 - ((.)·d)^2 / |d|^2 <= r^2 is a quadratic in u = x - q0_x.
-        bq = m * g["bq"]
-        disc = bq * bq - g["a"] * (h0 - m * m * g["inv_l2"] - r2)
-        sq = torch.sqrt(disc.clamp(min=0))
-        u_lo, u_hi = (bq - sq) * g["inv_a"], (bq + sq) * g["inv_a"]
-        # Keep the part that projects onto the segment: 0 <= (m + u dx) / |d|^2 <= 1.
-        inv_dx = g["inv_dx"]
-        ua, ub = -m * inv_dx, (g["l2"] - m) * inv_dx
-        along = inv_dx != 0
-        u_lo = torch.where(along, torch.maximum(u_lo, torch.minimum(ua, ub)), u_lo)
-        u_hi = torch.where(along, torch.minimum(u_hi, torch.maximum(ua, ub)), u_hi)
-        ok = (g["l2"] > 0) & (disc >= 0) & (u_lo <= u_hi) & (along | ((m >= 0) & (m <= g["l2"])))
-        lo = torch.minimum(lo, torch.where(ok, g["x0"] + u_lo, inf))
-        hi = torch.maximum(hi, torch.where(ok, g["x0"] + u_hi, -inf))
-        return lo, hi
+        lead2 = d[0] * d[0] if dims == 2 else torch.addcmul(d[0] * d[0], d[1], d[1])
+        l2 = torch.addcmul(lead2, dx, dx)
+        l2_safe = l2.clamp(min=1e-6)
+        # a = 1 - dx^2 / |d|^2 (no cancellation); clamped for segments along x, whose bounding rows the
+        # segment's own rows already bound.
+        a = (lead2 / l2_safe).clamp_(min=1e-10)
+        k1 = dx / (l2_safe * a)
+        # 1 / dx with |dx| >= 1e-4: a segment across the rows keeps its slab (to 1e-4 of a pixel).
+        inv_dx = 1 / torch.where(dx.abs() < 1e-4, torch.where(dx < 0, -1e-4, 1e-4), dx)
+        slab = l2 * inv_dx
+        is_segment = l2 > 1e-6  # a disc has no cylinder: its slab is made empty
+        x0, x1, r2 = q0[-1], q1[-1], r * r
+        slab_lo = torch.where(is_segment, x0 + slab.clamp(max=0), _FAR)
+        slab_hi = torch.where(is_segment, x0 + slab.clamp(min=0), -_FAR)
+        n_lead = dims - 1
+        cols = [x0, x1, r2, slab_lo, slab_hi, *bases, *d[:-1]]
+        if dims == 2:
+            half = torch.sqrt(r2 / a)
+            # slab offset -m / dx = e * (-d0 / dx); cylinder centre m k1 = e * (d0 k1)
+            cols += [-d[0] * inv_dx, k1 * d[0], x0 - half, x0 + half]
+        else:
+            cols += [-inv_dx, k1, 1 / (l2_safe * a * a), 1 / a, r2 / a]
+        if value is not None:
+            cols.append(value)
+        g = list(torch.stack(cols).index_select(1, cap_id).unbind(0))
+        gx0, gx1, gr2, g_slab_lo, g_slab_hi = g[:5]
+        e = [o + b for o, b in zip(offsets, g[5 : 5 + n_lead])]
+        g_d = g[5 + n_lead : 5 + 2 * n_lead]
+        rest = g[5 + 2 * n_lead :]
+        if dims == 2:
+            slab_slope, slope, band_lo, band_hi = rest[:4]
+            lo = torch.maximum(torch.addcmul(band_lo, e[0], slope), torch.addcmul(g_slab_lo, e[0], slab_slope))
+            hi = torch.minimum(torch.addcmul(band_hi, e[0], slope), torch.addcmul(g_slab_hi, e[0], slab_slope))
+            ball0 = torch.addcmul(gr2, e[0], e[0], value=-1)
+            e_end = e[0] - g_d[0]
+            ball1 = torch.addcmul(gr2, e_end, e_end, value=-1)
+        else:
+            g_ninv, gk1, gk2, gk3, gk4 = rest[:5]
+            m = torch.addcmul(e[0] * g_d[0], e[1], g_d[1])
+            h0 = torch.addcmul(e[0] * e[0], e[1], e[1])
+            half2 = m * m * gk2 - h0 * gk3 + gk4
+            half = half2.clamp(min=1e-12).sqrt_() - _far(half2)
+            centre = torch.addcmul(gx0, m, gk1)
+            t = m * g_ninv
+            lo = torch.maximum(centre - half, t + g_slab_lo)
+            hi = torch.minimum(centre + half, t + g_slab_hi)
+            ball0 = gr2 - h0
+            ball1 = gr2 - (e[0] - g_d[0]) ** 2 - (e[1] - g_d[1]) ** 2
+        empty = _far(hi - lo)
+        lo, hi = lo + empty, hi - empty
+        # End balls: (x - x_end)^2 <= r^2 - |e_end|^2 =: ball; a negative ball turns the half width negative.
+        for ball, x_end in ((ball0, gx0), (ball1, gx1)):
+            half = ball.clamp(min=1e-12).sqrt_() - _far(ball)
+            lo = torch.minimum(lo, x_end - half)
+            hi = torch.maximum(hi, x_end + half)
+        return lo, hi, (g[-1] if value is not None else None)
 
     # ------------------------------------------------------------------ rendering
     @staticmethod
@@ -490,18 +528,20 @@ class HoleMaskGenerator:
         stride = width + 1
         base = row * stride
         index = torch.cat([base + x0, base + x1 + 1])
-        # The running sum is the number of spans covering a pixel, at most the number of spans in its row:
-        # below 256, uint8 is exact (the negative differences wrap modulo 256 and cancel) and its scatter,
-        # cumulative sum and conversion are about twice as fast as float32's on CPU. Other devices keep
-        # float32 (no host sync for the check, and no reliance on uint8 atomics).
-        small = row.device.type == "cpu" and (row.numel() == 0 or int(torch.bincount(row).max()) < 256)
+        # The running sum is the number of spans covering a pixel, at most the spans of its row: below 256,
+        # uint8 is exact (the negative differences wrap modulo 256 and cancel) and its scatter, cumulative
+        # sum and conversion are about twice as fast as float32's on CPU. Other devices keep float32 (no
+        # reliance on uint8 atomics).
+        small = row.device.type == "cpu" and spans["max_per_row"] < 256
         dtype = torch.uint8 if small else torch.float32
         step = torch.ones(2, row.numel(), dtype=dtype, device=row.device)
         step[1] = 255 if small else -1
         diff = torch.zeros(n_rows * stride, dtype=dtype, device=row.device)
         diff.scatter_add_(0, index, step.view(-1))
         covered = diff.view(n_rows, stride).cumsum_(dim=1)[:, :width]
-        return covered.clamp(max=1).to(torch.float32).view(batch_size, *spatial)
+        out = torch.empty(batch_size, *spatial, dtype=torch.float32, device=row.device)
+        out.view(n_rows, width).copy_(covered.clamp_(max=1))
+        return out
 
     def _render_controlled(
         self, spans: dict[str, torch.Tensor], n_total: int, target: torch.Tensor, batch_size: int, spatial, generator
