@@ -265,39 +265,38 @@ class HoleMaskGenerator:
         """
         Turn the draws into capsule segments: ``p0``, ``p1`` (N, D), ``radius`` (N,) (negative = unused),
         ``batch`` (N,) and the order values ``val0``, ``val1`` at both ends (rank of the primitive in the
-        random drawing order + position along it in [0, 1)).
+        random drawing order + position along it in [0, 1); all 0 for raw masks, which need no order).
         """
         dims = len(spatial)
         device = d["order_keys"].device
         side = torch.tensor(spatial, dtype=torch.float32, device=device)
         b = d["order_keys"].shape[0]
-        counts = d["counts"]
         n_l, n_c, n_a, n_s = d["line_t"].shape[1], d["circle_r"].shape[1], d["arc_t"].shape[1], d["stroke_t"].shape[1]
-        rank = torch.argsort(torch.argsort(d["order_keys"], dim=1), dim=1).to(torch.float32)
-        rank_l, rank_c, rank_a, rank_s = torch.split(rank, [n_l, n_c, n_a, n_s], dim=1)
-        bidx = torch.arange(b, device=device, dtype=torch.float32)[:, None]
+        n_ld = n_l + n_c
+        if self.coverage is not None:
+            rank = torch.argsort(torch.argsort(d["order_keys"], dim=1), dim=1).to(torch.float32)
+        else:
+            rank = torch.zeros_like(d["order_keys"])
+        rank_ld, rank_a, rank_s = torch.split(rank, [n_ld, n_a, n_s], dim=1)
+        # used[b, k, i]: slot i of primitive kind k (lines, discs, arcs, strokes) is drawn in sample b
+        slot = torch.arange(max(n_l, n_c, n_a, n_s), device=device)
+        used = slot < d["counts"][:, :, None]
+        parts = []  # (p0, p1, radius, batch, val0, val1) columns with N capsules each
 
-        def used(kind: int, n: int) -> torch.Tensor:
-            return torch.arange(n, device=device)[None, :] < counts[:, kind : kind + 1]
-
-        def unless_used(radius: torch.Tensor, kind: int) -> torch.Tensor:
-            return torch.where(used(kind, radius.shape[1]), radius, torch.full_like(radius, -1.0))
-
-        parts = []  # (p0, p1, radius, batch, val0, val1), leading dims flattened later
-        # Lines: OpenCV thickness t, capsule radius t / 2 + pad.
+        # Lines (OpenCV thickness t, capsule radius t / 2 + pad) and discs / balls (capsules of length 0).
+        centre = d["circle_c"]
+        radius = torch.cat([d["line_t"].float() / 2 + _WIDTH_PAD, d["circle_r"].float()], 1)
+        radius = torch.where(torch.cat([used[:, 0, :n_l], used[:, 1, :n_c]], 1), radius, -1.0)
         parts.append(
             (
-                d["line_p0"] * side,
-                d["line_p1"] * side,
-                unless_used(d["line_t"].float() / 2 + _WIDTH_PAD, 0),
-                bidx.expand(-1, n_l),
-                rank_l,
-                rank_l + 1,
+                (torch.cat([d["line_p0"], centre], 1) * side).view(-1, dims),
+                (torch.cat([d["line_p1"], centre], 1) * side).view(-1, dims),
+                radius.view(-1),
+                torch.arange(b, device=device).repeat_interleave(n_ld),
+                rank_ld.reshape(-1),
+                (rank_ld + (torch.arange(n_ld, device=device) < n_l)).view(-1),
             )
         )
-        # Discs / balls: a capsule of length 0.
-        centre = d["circle_c"] * side
-        parts.append((centre, centre, unless_used(d["circle_r"].float(), 1), bidx.expand(-1, n_c), rank_c, rank_c))
 
         # Elliptic arcs on a random plane, parametric angles in [3, 180] degrees, as a polyline of chords
         # whose sagitta stays below ~0.5 px (Delta^2 * max_axis / 8), and under coverage control no longer
@@ -307,32 +306,40 @@ class HoleMaskGenerator:
         g2 = d["arc_g2"]
         v = F.normalize(g2 - (g2 * u).sum(-1, keepdim=True) * u + 1e-4 * torch.roll(u, 1, -1), dim=-1)
         ang = torch.deg2rad(d["arc_deg"].float())
-        theta0 = ang.min(-1).values
-        span = ang.max(-1).values - theta0
+        theta0, theta1 = ang.aminmax(dim=-1)
+        span = theta1 - theta0
         max_axis = torch.maximum(semi_a, semi_b)
-        n_chords = torch.ceil(span / torch.sqrt(4.0 / max_axis))
+        n_chords = torch.ceil(span * torch.sqrt(max_axis / 4.0))
         chunk = self._chunk_length(dims)
         if chunk is not None:
             n_chords = torch.maximum(n_chords, torch.ceil(span * max_axis / chunk))
-        n_chords = torch.where(used(2, n_a), n_chords.clamp(min=1), torch.zeros_like(n_chords)).long().flatten()
+        n_chords = torch.where(used[:, 2, :n_a], n_chords.clamp(min=1), 0.0).long().view(-1)
         arc_id = torch.repeat_interleave(n_chords)
-        # index_select on contiguous columns: several times cheaper than advanced indexing on CPU.
-        first = torch.cumsum(n_chords, 0) - n_chords
-        m = n_chords.float().index_select(0, arc_id)
-        s0 = (torch.arange(arc_id.numel(), device=device) - first.index_select(0, arc_id)).float() / m
+        # One table of per-arc columns, gathered per chord by one index_select.
+        per_arc = [
+            n_chords.float(),
+            (torch.cumsum(n_chords, 0) - n_chords).float(),
+            theta0.view(-1),
+            span.view(-1),
+            (d["arc_t"].float() / 2 + _WIDTH_PAD).view(-1),
+            rank_a.reshape(-1),
+            *(d["arc_c"] * side).view(-1, dims).unbind(1),
+            *(semi_a[..., None] * u).view(-1, dims).unbind(1),
+            *(semi_b[..., None] * v).view(-1, dims).unbind(1),
+        ]
+        g = torch.stack(per_arc).index_select(1, arc_id)
+        m, first, th0, sp, radius_arc, rank_arc = g[:6]
+        c_a, u_a, v_a = g[6 : 6 + dims].t(), g[6 + dims : 6 + 2 * dims].t(), g[6 + 2 * dims :].t()
+        s0 = (torch.arange(arc_id.numel(), device=device) - first) / m
         s1 = s0 + 1 / m
-        th0, sp = _take(theta0, arc_id), _take(span, arc_id)
-        c_a, u_a, v_a = (t.reshape(-1, dims).index_select(0, arc_id) for t in (d["arc_c"] * side, u, v))
-        a_a, b_a = _take(semi_a, arc_id)[:, None], _take(semi_b, arc_id)[:, None]
 
-        def arc_point(s):
-            th = (th0 + s * sp)[:, None]
-            return c_a + a_a * torch.cos(th) * u_a + b_a * torch.sin(th) * v_a
+        def arc_point(s: torch.Tensor) -> torch.Tensor:
+            th = torch.addcmul(th0, s, sp)[:, None]
+            return torch.addcmul(torch.addcmul(c_a, torch.cos(th), u_a), torch.sin(th), v_a)
 
-        rank_arc = _take(rank_a, arc_id)
-        radius_arc = _take(d["arc_t"].float() / 2 + _WIDTH_PAD, arc_id)
-        batch_arc = _take(bidx.expand(-1, n_a), arc_id)
-        parts.append((arc_point(s0), arc_point(s1), radius_arc, batch_arc, rank_arc + s0, rank_arc + s1))
+        parts.append(
+            (arc_point(s0), arc_point(s1), radius_arc, torch.div(arc_id, n_a, rounding_mode="floor"), rank_arc + s0, rank_arc + s1)
+        )
 
         # Free-form brush strokes: a random walk whose direction is the running sum of Gaussian turns.
         if n_s > 0:
@@ -345,27 +352,21 @@ class HoleMaskGenerator:
             n_seg = d["stroke_nseg"].float()
             k = torch.arange(nv - 1, device=device, dtype=torch.float32)
             radius = (d["stroke_t"].float() / 2 + _WIDTH_PAD)[..., None].expand(-1, -1, nv - 1)
-            radius = torch.where((k < n_seg) & used(3, n_s)[..., None], radius, torch.full_like(radius, -1.0))
+            radius = torch.where((k < n_seg) & used[:, 3, :n_s, None], radius, -1.0)
             r_s = rank_s[..., None]
             parts.append(
                 (
-                    verts[:, :, :-1],
-                    verts[:, :, 1:],
-                    radius,
-                    bidx[..., None].expand(-1, n_s, nv - 1),
-                    r_s + k / n_seg,
-                    r_s + (k + 1) / n_seg,
+                    verts[:, :, :-1].reshape(-1, dims),
+                    verts[:, :, 1:].reshape(-1, dims),
+                    radius.reshape(-1),
+                    torch.arange(b, device=device).repeat_interleave(n_s * (nv - 1)),
+                    (r_s + k / n_seg).view(-1),
+                    (r_s + (k + 1) / n_seg).view(-1),
                 )
             )
 
-        cols = list(zip(*parts))
-        out = {
-            "p0": torch.cat([t.reshape(-1, dims) for t in cols[0]]),
-            "p1": torch.cat([t.reshape(-1, dims) for t in cols[1]]),
-        }
-        for name, col in zip(("radius", "batch", "val0", "val1"), cols[2:]):
-            out[name] = torch.cat([t.reshape(-1) for t in col])
-        return out
+        cols = [torch.cat(col) for col in zip(*parts)]
+        return dict(zip(("p0", "p1", "radius", "batch", "val0", "val1"), cols))
 
     def _chunk_length(self, dims: int) -> float | None:
         """Capsule length for splitting segments: the cut resolution under coverage control, and in 3D a
