@@ -69,6 +69,17 @@ def _far(x: torch.Tensor) -> torch.Tensor:
     return (x * -3e38).clamp_(0, _FAR)
 
 
+def _half_width(square: torch.Tensor) -> torch.Tensor:
+    """
+    ``sqrt(square)`` where the square is >= 0 and ``-_FAR`` (an empty interval) where it is negative, in four
+    cheap passes and away from ``sqrt(0)`` (which, like the root of a negative, is several times slower on
+    CPU): a negative square becomes 1e-12 and a non-negative one at least 2e-12, so a threshold between their
+    roots (1e-6 and 1.41e-6) tells them apart.
+    """
+    root = square.clamp(min=-1e-12).add_(2e-12).sqrt_()
+    return F.threshold_(root, 1.2e-6, -_FAR)
+
+
 def _dilate(mask: torch.Tensor, cross: bool) -> torch.Tensor:
     """One binary dilation step of a ``(B, 1, *spatial)`` bool mask by a 3^D cube or the 2D-neighbour cross."""
     out = mask.clone()
@@ -501,7 +512,7 @@ class HoleMaskGenerator:
             m = torch.addcmul(e[0] * g_d[0], e[1], g_d[1])
             h0 = torch.addcmul(e[0] * e[0], e[1], e[1])
             half2 = m * m * gk2 - h0 * gk3 + gk4
-            half = half2.clamp(min=1e-12).sqrt_() - _far(half2)
+            half = _half_width(half2)
             centre = torch.addcmul(gx0, m, gk1)
             t = m * g_ninv
             lo = torch.maximum(centre - half, t + g_slab_lo)
@@ -512,7 +523,7 @@ class HoleMaskGenerator:
         lo, hi = lo + empty, hi - empty
         # End balls: (x - x_end)^2 <= r^2 - |e_end|^2 =: ball; a negative ball turns the half width negative.
         for ball, x_end in ((ball0, gx0), (ball1, gx1)):
-            half = ball.clamp(min=1e-12).sqrt_() - _far(ball)
+            half = _half_width(ball)
             lo = torch.minimum(lo, x_end - half)
             hi = torch.maximum(hi, x_end + half)
         return lo, hi, (g[-1] if value is not None else None)
