@@ -90,7 +90,7 @@ def opencv_batch_fn(batch_size: int, size: int):
 
     rng = random.Random(2018)
     h = w = size
-    scale = int((w + h) * 0.03)
+    scale = max(3, int((w + h) * 0.03))  # as HoleMaskGenerator: at least 3 pixels
 
     def one() -> np.ndarray:
         img = np.zeros((h, w), np.uint8)
