@@ -80,6 +80,34 @@ def _half_width(square: torch.Tensor) -> torch.Tensor:
     return F.threshold_(root, 1.2e-6, -_FAR)
 
 
+def _row_interval_min(
+    row: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor, key: torch.Tensor, n_rows: int, width: int, fill: int
+) -> torch.Tensor:
+    """
+    Per pixel of ``(n_rows, width)``, the smallest ``key`` of the intervals ``[x0, x1]`` of its row covering it,
+    ``fill`` where none does (keys above ``fill`` count as ``fill``); the result has ``key``'s dtype. Each
+    interval is covered by two power-of-two blocks ``[x0, x0 + 2^k)`` and ``(x1 - 2^k, x1]`` with
+    ``2^k <= length < 2^(k+1)``, whose keys are scattered (min) into a table per block size; the tables are
+    then pushed down, size 2^k into 2^(k-1) at offsets 0 and 2^(k-1). The work is a fixed number of passes
+    over the image (two per block size), not one write per covered pixel. Empty intervals change nothing.
+    """
+    n_levels = int(width).bit_length()  # block sizes 1, 2, ..., 2^floor(log2(width))
+    length = x1 - x0 + 1
+    level = (torch.frexp(length.clamp(min=1).to(torch.float32)).exponent - 1).long()
+    key = torch.where(length > 0, key, fill)
+    start = x0.clamp(0, width - 1)
+    end = (x1 + 1 - (1 << level)).clamp(0, width - 1)
+    base = (level * n_rows + row) * width
+    tables = torch.full((n_levels, n_rows, width), fill, dtype=key.dtype, device=key.device)
+    tables.view(-1).scatter_reduce_(0, torch.cat([base + start, base + end]), key.repeat(2), reduce="amin")
+    for lev in range(n_levels - 1, 0, -1):
+        half = 1 << (lev - 1)
+        lower, upper = tables[lev - 1], tables[lev]
+        torch.minimum(lower, upper, out=lower)
+        torch.minimum(lower[:, half:], upper[:, : width - half], out=lower[:, half:])
+    return tables[0]
+
+
 def _dilate(mask: torch.Tensor, cross: bool) -> torch.Tensor:
     """One binary dilation step of a ``(B, 1, *spatial)`` bool mask by a 3^D cube or the 2D-neighbour cross."""
     out = mask.clone()
@@ -564,24 +592,18 @@ class HoleMaskGenerator:
         where none does), so a threshold j keeps exactly the primitives (and parts of one) drawn before j.
         """
         n_pix = math.prod(spatial)
-        width = spatial[-1]
-        length = (spans["x1"] - spans["x0"] + 1).clamp(min=0)
-        start = spans["row"] * width + spans["x0"] - (torch.cumsum(length, 0) - length)
-        n_cover = int(length.sum())
-        device = length.device
-        # One span index per covered pixel, used by index_select (much cheaper than advanced indexing).
-        span_id = torch.repeat_interleave(length, output_size=n_cover)
-        pix = start.index_select(0, span_id).add_(torch.arange(n_cover, device=device))
+        device = spans["row"].device
+        # Field of quantised order values per sample; int16 halves the passes over the block tables.
+        n_bins = n_total * _SUB_BINS + 1
+        dtype = torch.int16 if n_bins <= torch.iinfo(torch.int16).max else torch.int32
+        key = (spans["value"] * _SUB_BINS).to(dtype)
+        field = _row_interval_min(
+            spans["row"], spans["x0"], spans["x1"], key, batch_size * n_pix // spatial[-1], spatial[-1], n_bins - 1
+        )
         # Keys carry the sample offset b * n_bins, so one bincount gives every sample's histogram; the last
         # bin of a sample collects its uncovered pixels.
-        n_bins = n_total * _SUB_BINS + 1
         offs = torch.arange(batch_size, device=device, dtype=torch.int32) * n_bins
-        key = (spans["value"] * _SUB_BINS).to(torch.int32) + offs.index_select(
-            0, torch.div(spans["row"], math.prod(spatial[:-1]), rounding_mode="floor")
-        )
-        field = (offs + (n_bins - 1))[:, None].expand(batch_size, n_pix).contiguous().view(-1)
-        field.scatter_reduce_(0, pix, key.index_select(0, span_id), reduce="amin")
-        field = field.view(batch_size, n_pix)
+        field = field.view(batch_size, n_pix).to(torch.int32) + offs[:, None]
         counts = torch.bincount(field.flatten(), minlength=batch_size * n_bins).view(batch_size, n_bins)
 
         target = target.to(torch.float32)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from monai_masksup.transforms import COVERAGE_PRESETS, HoleMaskGenerator
+from monai_masksup.transforms.hole_mask_generator import _row_interval_min
 from tests.conftest import load_reference, requires_cuda
 
 
@@ -162,3 +163,24 @@ def test_cuda_masks_stay_on_device_and_match_cpu_generator_draws():
     assert (cuda.cpu() != cpu).float().mean() < 0.01
     ratios = cuda.flatten(1).mean(1)
     assert bool(((ratios > 0.5) & (ratios <= 0.6)).all())
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32])
+@pytest.mark.parametrize("width", [1, 7, 64, 100])
+def test_row_interval_min_matches_per_pixel_minimum(dtype, width):
+    # intervals of every length 0..width (empty: x1 < x0), partly overlapping, keys in random order
+    rng = np.random.default_rng(width)
+    n_rows, n = 5, 300
+    row = rng.integers(0, n_rows, n)
+    x0 = rng.integers(0, width + 1, n)  # x0 = width: an empty span past the last pixel
+    x1 = np.minimum(x0 + rng.integers(-1, width + 1, n), width - 1)
+    key = rng.integers(0, 1000, n)
+    fill = 999
+    want = np.full((n_rows, width), fill)
+    for r, a, b, k in zip(row, x0, x1, key):
+        want[r, a : b + 1] = np.minimum(want[r, a : b + 1], k)
+    got = _row_interval_min(
+        *(torch.as_tensor(v) for v in (row, x0, x1)), torch.as_tensor(key).to(dtype), n_rows, width, fill
+    )
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.numpy(), want)
