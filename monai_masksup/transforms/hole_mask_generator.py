@@ -19,8 +19,6 @@ COVERAGE_PRESETS: dict[str, tuple[float, float]] = {"low": (0.01, 0.1), "high": 
 _SUB_BINS = 64
 # Order key of a pixel that no primitive covers.
 _UNCOVERED = 2**30
-# Arcs are drawn as polylines with at most this angular step, as OpenCV's ``ellipse2Poly`` does.
-_ARC_STEP_DEG = 5.0
 # OpenCV draws a line of thickness t about t + 1 pixels wide (t = 3 covers 5 rows when horizontal); the
 # capsule radius t / 2 + 0.6 matches the PConv-Keras hole ratios.
 _WIDTH_PAD = 0.6
