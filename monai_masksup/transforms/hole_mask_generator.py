@@ -420,7 +420,8 @@ class HoleMaskGenerator:
 
         Returns per span: ``row`` (flat index of (batch, leading coordinates)), ``x0``, ``x1`` (inclusive
         pixel range on the last axis; empty when ``x1 < x0``) and ``value`` (order value of the capsule), and
-        ``max_per_row``: an upper bound of the spans in one row (the most capsules of one sample).
+        ``max_per_row``: an upper bound of the spans in one row (the most capsules of one sample; computed on
+        CPU only, where it picks the uint8 union, and ``None`` elsewhere to spare a device sync).
         """
         dims = len(spatial)
         q0 = [c.contiguous() for c in seg["p0"].unbind(1)]
@@ -444,7 +445,9 @@ class HoleMaskGenerator:
             value = _take(value, seg_id) + t0 * _take(seg["val1"] - seg["val0"], seg_id)
             radius, batch = _take(radius, seg_id), _take(batch, seg_id)
         batch = batch.long()
-        max_per_row = int(torch.bincount(batch[radius >= 0]).max()) if batch.numel() else 0
+        max_per_row = None
+        if device.type == "cpu":
+            max_per_row = int(torch.bincount(batch[radius >= 0]).max()) if batch.numel() else 0
 
         # Rows of each capsule's bounding box over the leading (all but last) axes; radius < 0 gives none.
         lo, extent = [], []
@@ -570,7 +573,7 @@ class HoleMaskGenerator:
         # uint8 is exact (the negative differences wrap modulo 256 and cancel) and its scatter, cumulative
         # sum and conversion are about twice as fast as float32's on CPU. Other devices keep float32 (no
         # reliance on uint8 atomics).
-        small = row.device.type == "cpu" and spans["max_per_row"] < 256
+        small = spans["max_per_row"] is not None and spans["max_per_row"] < 256
         dtype = torch.uint8 if small else torch.float32
         step = torch.ones(2, row.numel(), dtype=dtype, device=row.device)
         step[1] = 255 if small else -1
@@ -591,9 +594,11 @@ class HoleMaskGenerator:
         """
         n_pix = math.prod(spatial)
         device = spans["row"].device
-        # Field of quantised order values per sample; int16 halves the passes over the block tables.
+        # Field of quantised order values per sample; on CPU int16 halves the passes over the block tables
+        # (other devices keep int32, whose atomic minimum every backend has).
         n_bins = n_total * _SUB_BINS + 1
-        dtype = torch.int16 if n_bins <= torch.iinfo(torch.int16).max else torch.int32
+        small = device.type == "cpu" and n_bins <= torch.iinfo(torch.int16).max
+        dtype = torch.int16 if small else torch.int32
         key = (spans["value"] * _SUB_BINS).to(dtype)
         field = _row_interval_min(
             spans["row"], spans["x0"], spans["x1"], key, batch_size * n_pix // spatial[-1], spatial[-1], n_bins - 1
