@@ -462,10 +462,11 @@ class HoleMaskGenerator:
         first = torch.cumsum(n_rows, 0) - n_rows
         local = torch.arange(n_spans, device=device)
         if dims == 2:
-            # row = local + (first row of the capsule - its first span); the offset from q0 likewise
+            # row = local + (first row of the capsule - its first span); the image row y = row mod H is a small
+            # integer, exact in float32 whatever the number of spans
             row = local + _take(batch * spatial[0] + lo[0].long() - first, cap_id)
-            offsets = [local.float()]
-            bases = [lo[0] - q0[0] - first.float()]
+            offsets = [(row % spatial[0]).float()]
+            bases = [-q0[0]]
         else:
             local = local - _take(first, cap_id)
             e1 = _take(extent[1], cap_id)
