@@ -460,15 +460,13 @@ class HoleMaskGenerator:
         n_spans = int(n_rows.sum())
         cap_id = torch.repeat_interleave(n_rows, output_size=n_spans)
         first = torch.cumsum(n_rows, 0) - n_rows
-        local = torch.arange(n_spans, device=device)
+        # Index of each span within its capsule: a small integer, exact in float32 whatever the number of spans.
+        local = torch.arange(n_spans, device=device) - _take(first, cap_id)
         if dims == 2:
-            # row = local + (first row of the capsule - its first span); the image row y = row mod H is a small
-            # integer, exact in float32 whatever the number of spans
-            row = local + _take(batch * spatial[0] + lo[0].long() - first, cap_id)
-            offsets = [(row % spatial[0]).float()]
-            bases = [-q0[0]]
+            row = local + _take(batch * spatial[0] + lo[0].long(), cap_id)
+            offsets = [local.float()]
+            bases = [lo[0] - q0[0]]
         else:
-            local = local - _take(first, cap_id)
             e1 = _take(extent[1], cap_id)
             yz = [local // e1, local % e1]
             start = (batch * spatial[0] + lo[0].long()) * spatial[1] + lo[1].long()
