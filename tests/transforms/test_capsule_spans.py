@@ -1,0 +1,104 @@
+"""Tests of the exact capsule rasterisation by row spans (union and per-pixel minimum key)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from monai_masksup.transforms.capsule_spans import capsule_row_spans, render_span_union, row_interval_min
+
+
+def _capsule_pixels_brute_force(p0, p1, radius, spatial) -> np.ndarray:
+    """Pixels whose centre is within ``radius`` of segment p0-p1, by direct distance evaluation."""
+    grid = np.stack(np.meshgrid(*[np.arange(s) for s in spatial], indexing="ij"), -1).astype(np.float64)
+    p0, p1 = np.asarray(p0, np.float64), np.asarray(p1, np.float64)
+    d = p1 - p0
+    t = np.clip(((grid - p0) @ d) / max(d @ d, 1e-12), 0, 1)
+    dist = np.linalg.norm(grid - (p0 + t[..., None] * d), axis=-1)
+    return dist <= radius
+
+
+def _render_capsules(capsules, spatial) -> np.ndarray:
+    seg = {
+        "p0": torch.tensor([c[0] for c in capsules], dtype=torch.float32),
+        "p1": torch.tensor([c[1] for c in capsules], dtype=torch.float32),
+        "radius": torch.tensor([c[2] for c in capsules], dtype=torch.float32),
+        "batch": torch.zeros(len(capsules)),
+        "val0": torch.zeros(len(capsules)),
+        "val1": torch.zeros(len(capsules)),
+    }
+    return render_span_union(capsule_row_spans(seg, spatial), 1, spatial)[0].numpy().astype(bool)
+
+
+def test_disc_and_horizontal_capsule_cover_hand_counted_pixels():
+    # Disc of radius 3 on a pixel centre: lattice points with x^2 + y^2 <= 9 (Gauss circle count) = 29.
+    assert _render_capsules([((10.0, 10.0), (10.0, 10.0), 3.0)], (21, 21)).sum() == 29
+    # Capsule (10, 5)-(10, 15), radius 2: rows dy = 0 -> x 3..17 (15), |dy| = 1 -> 4..16 (13), |dy| = 2 -> 5..15 (11).
+    assert _render_capsules([((10.0, 5.0), (10.0, 15.0), 2.0)], (21, 21)).sum() == 15 + 2 * 13 + 2 * 11
+
+
+@pytest.mark.parametrize("copies", [255, 256, 512])
+def test_many_overlapping_capsules_render_as_their_union(copies):
+    # 255 copies: every count fits in 8 bits; 256 and 512: a count wrapped around 256 would read as uncovered.
+    capsule = ((10.0, 5.0), (10.0, 15.0), 2.0)
+    empty = ((10.0, 30.0), (10.0, 30.0), 0.2)  # covers no pixel centre: an empty span in the same rows
+    mask = _render_capsules([capsule] * copies + [empty] * 10, (21, 21))
+    assert mask.sum() == 15 + 2 * 13 + 2 * 11
+    assert mask[10, 3:18].all() and not mask[10, 18:].any()
+
+
+@pytest.mark.parametrize("spatial", [(40, 36), (18, 16, 14)])
+def test_capsule_rasterisation_matches_brute_force_distance(spatial):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p0 = rng.uniform(-5, np.array(spatial) + 5)
+        p1 = rng.uniform(-5, np.array(spatial) + 5)
+        radius = rng.uniform(0.5, 6.0)
+        got = _render_capsules([(tuple(p0), tuple(p1), radius)], spatial)
+        want = _capsule_pixels_brute_force(p0, p1, radius, spatial)
+        # Pixels exactly on the boundary may round either way in float32.
+        assert (got != want).sum() <= max(2, 0.01 * want.sum())
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32])
+@pytest.mark.parametrize("width", [1, 7, 64, 100])
+def test_row_interval_min_matches_per_pixel_minimum(dtype, width):
+    # intervals of every length 0..width (empty: x1 < x0), partly overlapping, keys in random order
+    rng = np.random.default_rng(width)
+    n_rows, n = 5, 300
+    row = rng.integers(0, n_rows, n)
+    x0 = rng.integers(0, width + 1, n)  # x0 = width: an empty span past the last pixel
+    x1 = np.minimum(x0 + rng.integers(-1, width + 1, n), width - 1)
+    key = rng.integers(0, 1000, n)
+    fill = 999
+    want = np.full((n_rows, width), fill)
+    for r, a, b, k in zip(row, x0, x1, key):
+        want[r, a : b + 1] = np.minimum(want[r, a : b + 1], k)
+    got = row_interval_min(
+        *(torch.as_tensor(v) for v in (row, x0, x1)), torch.as_tensor(key).to(dtype), n_rows, width, fill
+    )
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got.numpy(), want)
+
+
+@pytest.mark.parametrize("spatial", [(40, 36), (18, 16, 14)])
+def test_split_capsules_render_the_same_pixels_and_interpolate_order_values(spatial):
+    rng = np.random.default_rng(1)
+    n, dims = 12, len(spatial)
+    seg = {
+        "p0": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
+        "p1": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
+        "radius": torch.as_tensor(rng.uniform(0.5, 3.0, n), dtype=torch.float32),
+        "batch": torch.as_tensor(rng.integers(0, 2, n)),
+        "val0": torch.arange(n, dtype=torch.float32),
+        "val1": torch.arange(n, dtype=torch.float32) + 1,
+    }
+    whole = capsule_row_spans(seg, spatial)
+    split = capsule_row_spans(seg, spatial, chunk_length=3.0)
+    assert split["row"].numel() > whole["row"].numel()  # the pieces share rows at their joints
+    assert torch.equal(render_span_union(split, 2, spatial), render_span_union(whole, 2, spatial))
+    # a piece starts at val0 + t (val1 - val0) with t in [0, 1): every value stays inside its capsule's range
+    assert torch.equal(whole["value"], whole["value"].floor())
+    assert (split["value"] >= 0).all() and (split["value"] < n).all() and (split["value"] != split["value"].floor()).any()
+    assert capsule_row_spans(seg, spatial, with_values=False)["value"] is None
