@@ -119,7 +119,8 @@ def capsule_row_spans(
     batch = batch.long()
     max_per_row = None
     if device.type == "cpu":
-        max_per_row = int(torch.bincount(batch[radius >= 0]).max()) if batch.numel() else 0
+        used = batch[radius >= 0]
+        max_per_row = int(torch.bincount(used).max()) if used.numel() else 0
 
     # Rows of each capsule's bounding box over the leading (all but last) axes; radius < 0 gives none.
     lo, extent = [], []

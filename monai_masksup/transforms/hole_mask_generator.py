@@ -91,7 +91,10 @@ class HoleMaskGenerator:
     the bin, so the primitives drawn last are dropped or cut short (at 1/64 of a primitive or ring, and at
     capsules of ``chunk_length``): in tests every one of 1,000 masks at 224 x 224 fell inside the bin for
     "low", "high" and (0.2, 0.3). This replaces the dilation/erosion ladder: it hits any bin, the extreme
-    ones included, without moving a stroke's shape.
+    ones included, without moving a stroke's shape. The ratio moves in steps of one disc, one arc chord or one
+    1/64 cut of a capsule, so an image too small for such steps to fit in the bin (tens of pixels, or 1 x N)
+    can have no threshold inside it: the mask then takes the reachable ratio closest to the target, which
+    may lie outside the bin (even 0).
 
     ``coverage=None`` returns the raw union of the randomly counted primitives. At 224 x 224 (4,000 masks)
     its hole ratio has mean 0.305, std 0.102, quartiles 0.230 / 0.311 / 0.384 against the PConv-Keras

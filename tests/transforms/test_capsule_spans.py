@@ -102,3 +102,22 @@ def test_split_capsules_render_the_same_pixels_and_interpolate_order_values(spat
     assert torch.equal(whole["value"], whole["value"].floor())
     assert (split["value"] >= 0).all() and (split["value"] < n).all() and (split["value"] != split["value"].floor()).any()
     assert capsule_row_spans(seg, spatial, with_values=False)["value"] is None
+
+
+@pytest.mark.parametrize("spatial", [(6, 5), (4, 3, 5)])
+def test_only_unused_capsules_render_an_empty_mask(spatial):
+    # Every capsule unused (radius < 0): no spans and an empty mask, not a crash in the CPU uint8 guard
+    # (bincount of no capsules is empty, and its .max() raises).
+    dims = len(spatial)
+    seg = {
+        "p0": torch.full((2, dims), 2.0),
+        "p1": torch.full((2, dims), 3.0),
+        "radius": torch.tensor([-1.0, -1.0]),
+        "batch": torch.tensor([0, 1]),
+        "val0": torch.zeros(2),
+        "val1": torch.ones(2),
+    }
+    spans = capsule_row_spans(seg, spatial)
+    assert spans["row"].numel() == 0
+    assert not render_span_union(spans, 2, spatial).any()
+

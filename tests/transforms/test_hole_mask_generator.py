@@ -110,3 +110,11 @@ def test_cuda_masks_stay_on_device_and_match_cpu_generator_draws():
     ratios = cuda.flatten(1).mean(1)
     assert bool(((ratios > 0.5) & (ratios <= 0.6)).all())
 
+
+def test_raw_masks_with_no_primitive_drawn_come_back_empty():
+    # n_lines = (0, 1) with no other kinds lets a whole batch of one mask draw nothing (about every other
+    # seed); such a batch has no capsule at all and must give an empty mask, not fail
+    gen = HoleMaskGenerator(coverage=None, n_lines=(0, 1), n_circles=(0, 0), n_arcs=(0, 0))
+    masks = [gen(1, (16, 16), generator=torch.Generator().manual_seed(seed)) for seed in range(16)]
+    assert all(m.shape == (1, 1, 16, 16) for m in masks)
+    assert any(not m.any() for m in masks) and any(m.any() for m in masks)
