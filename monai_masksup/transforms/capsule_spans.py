@@ -167,74 +167,81 @@ def _capsule_row_interval(
     """
     Interval of x where the point (y, x) lies within ``r`` of segment q0-q1 (``q0``, ``q1``: lists of D
     coordinate columns and ``r`` per capsule); the row of each span has leading coordinates
-    ``q0[:-1] + offsets + bases[cap_id]`` (``offsets`` per span, ``bases`` per capsule). The capsule is
-    convex, so the union of its cylinder and its two end balls on one row is one interval. Returns ``lo``,
-    ``hi`` per span (empty: ``lo > hi``) and ``value[cap_id]`` (``None`` when ``value`` is ``None``).
+    ``q0[:-1] + offsets + bases[cap_id]`` (``offsets`` per span, ``bases`` per capsule). Returns ``lo``, ``hi``
+    per span (empty: ``lo > hi``) and ``value[cap_id]`` (``None`` when ``value`` is ``None``).
 
-    Per capsule the cylinder |p - q0|^2 - ((p - q0)·d)^2 / |d|^2 <= r^2 is solved for x once: on a row with
-    leading offset e from q0 and m = e·d_lead it is the interval ``m k1 +- half`` around q0's x (``half``
-    is constant in 2D), cut to the slab 0 <= (p - q0)·d <= |d|^2 that projects onto the segment, i.e.
-    ``-m / dx + [min, max](0, |d|^2 / dx)``. Every per-capsule column is gathered per span by one
-    ``index_select``; an empty piece is pushed out by a penalty (``_far``) instead of a boolean mask.
+    With P(t) = q0 + t (q1 - q0), t in [0, 1], the row meets the ball of radius r around P(t) in
+    ``x(t) +- w(t)``, w(t) = sqrt(r_row^2 - u(t)^2), where u(t) = e - t |d_lead| is the offset of the row from
+    P(t) along the segment's leading direction and r_row^2 = r^2 - rho^2 removes the row's distance rho across
+    it (rho = 0 in 2D). x(t) - w(t) is convex and x(t) + w(t) concave in t, so ``lo`` and ``hi`` are taken at
+    their stationary points, u = +-r_row dx / |d|, clamped to the t where the ball meets the row
+    (|u| <= r_row) and to [0, 1]: a handful of elementwise passes per span, with no case split between the
+    cylinder and the end balls. Every per-capsule column is gathered per span by one ``index_select``.
     """
     dims = len(q0)
     d = [b - a for a, b in zip(q0, q1)]
     dx = d[-1]
-    lead2 = d[0] * d[0] if dims == 2 else torch.addcmul(d[0] * d[0], d[1], d[1])
-    l2 = torch.addcmul(lead2, dx, dx)
-    l2_safe = l2.clamp(min=1e-6)
-    # a = 1 - dx^2 / |d|^2 (no cancellation); clamped for segments along x, whose bounding rows the
-    # segment's own rows already bound.
-    a = (lead2 / l2_safe).clamp_(min=1e-10)
-    k1 = dx / (l2_safe * a)
-    # 1 / dx with |dx| >= 1e-4: a segment across the rows keeps its slab (to 1e-4 of a pixel).
-    inv_dx = 1 / torch.where(dx.abs() < 1e-4, torch.where(dx < 0, -1e-4, 1e-4), dx)
-    slab = l2 * inv_dx
-    is_segment = l2 > 1e-6  # a disc has no cylinder: its slab is made empty
-    x0, x1, r2 = q0[-1], q1[-1], r * r
-    slab_lo = torch.where(is_segment, x0 + slab.clamp(max=0), _FAR)
-    slab_hi = torch.where(is_segment, x0 + slab.clamp(min=0), -_FAR)
-    n_lead = dims - 1
-    cols = [x0, x1, r2, slab_lo, slab_hi, *bases, *d[:-1]]
+    lead = d[0].abs() if dims == 2 else torch.sqrt(torch.addcmul(d[0] * d[0], d[1], d[1]))
+    # |d_lead| >= 1e-6: a segment along the rows (or a ball) is moved by at most 1e-6 px.
+    lead_s = lead.clamp(min=1e-6)
+    inv_lead = 1 / lead_s
+    length = torch.sqrt(torch.addcmul(lead * lead, dx, dx)).clamp_(min=1e-6)
+    # stationary point offset u* = r dx / |d|, in units of t: c = r dx / (|d| |d_lead|)
+    slope_c = dx / (length * lead_s)
+    r2 = r * r
+    x0 = q0[-1]
+    # A segment along the rows (|d_lead| < 1e-6, or a ball) is taken as exactly parallel to them: u = e for
+    # every t, the t range is unbounded and the stationary points are at t = -+inf (by the sign of dx), so
+    # a row exactly r away keeps the whole segment rather than one end.
+    parallel = lead < 1e-6
+    unbounded = torch.where(parallel, 1e12, 0.0)
+    lead = torch.where(parallel, 0.0, lead)
+    toward_end = unbounded * torch.sign(dx)
+    cols = [x0, dx, lead, inv_lead, r2, *bases]
     if dims == 2:
-        half = torch.sqrt(r2 / a)
-        # slab offset -m / dx = e * (-d0 / dx); cylinder centre m k1 = e * (d0 k1)
-        cols += [-d[0] * inv_dx, k1 * d[0], x0 - half, x0 + half]
+        # the leading direction is the sign of d_y (e along it); r_row = r
+        sign = torch.where(d[0] < 0, -1.0, 1.0)
+        cols += [sign, torch.addcmul(unbounded, r, inv_lead), torch.addcmul(toward_end, r, slope_c)]
     else:
-        cols += [-inv_dx, k1, 1 / (l2_safe * a * a), 1 / a, r2 / a]
+        # unit leading direction (0 for a segment parallel to the rows: then e_par = 0 and rho = |e|)
+        unit = [torch.where(parallel, 0.0, c * inv_lead) for c in d[:-1]]
+        cols += [*unit, slope_c, unbounded, toward_end]
     if value is not None:
         cols.append(value)
     g = list(torch.stack(cols).index_select(1, cap_id).unbind(0))
-    gx0, gx1, gr2, g_slab_lo, g_slab_hi = g[:5]
-    e = [o + b for o, b in zip(offsets, g[5 : 5 + n_lead])]
-    g_d = g[5 + n_lead : 5 + 2 * n_lead]
-    rest = g[5 + 2 * n_lead :]
+    gx0, gdx, glead, ginv, gr2 = g[:5]
+    e = [o + b for o, b in zip(offsets, g[5 : 4 + dims])]
+    rest = g[4 + dims :]
     if dims == 2:
-        slab_slope, slope, band_lo, band_hi = rest[:4]
-        lo = torch.maximum(torch.addcmul(band_lo, e[0], slope), torch.addcmul(g_slab_lo, e[0], slab_slope))
-        hi = torch.minimum(torch.addcmul(band_hi, e[0], slope), torch.addcmul(g_slab_hi, e[0], slab_slope))
-        ball0 = torch.addcmul(gr2, e[0], e[0], value=-1)
-        e_end = e[0] - g_d[0]
-        ball1 = torch.addcmul(gr2, e_end, e_end, value=-1)
+        sign, q, c = rest[:3]
+        e_par = e[0] * sign
+        row_r2 = gr2
+        empty = None
     else:
-        g_ninv, gk1, gk2, gk3, gk4 = rest[:5]
-        m = torch.addcmul(e[0] * g_d[0], e[1], g_d[1])
-        h0 = torch.addcmul(e[0] * e[0], e[1], e[1])
-        half2 = m * m * gk2 - h0 * gk3 + gk4
-        half = _half_width(half2)
-        centre = torch.addcmul(gx0, m, gk1)
-        t = m * g_ninv
-        lo = torch.maximum(centre - half, t + g_slab_lo)
-        hi = torch.minimum(centre + half, t + g_slab_hi)
-        ball0 = gr2 - h0
-        ball1 = gr2 - (e[0] - g_d[0]) ** 2 - (e[1] - g_d[1]) ** 2
-    empty = _far(hi - lo)
-    lo, hi = lo + empty, hi - empty
-    # End balls: (x - x_end)^2 <= r^2 - |e_end|^2 =: ball; a negative ball turns the half width negative.
-    for ball, x_end in ((ball0, gx0), (ball1, gx1)):
-        half = _half_width(ball)
-        lo = torch.minimum(lo, x_end - half)
-        hi = torch.maximum(hi, x_end + half)
+        ux, uy, gslope, gunbounded, gtoward = rest[:5]
+        e_par = torch.addcmul(e[0] * ux, e[1], uy)
+        # r_row^2 = r^2 - rho^2 = r^2 - |e|^2 + e_par^2
+        row_r2 = torch.addcmul(torch.addcmul(gr2, e[0], e[0], value=-1).addcmul_(e[1], e[1], value=-1), e_par, e_par)
+        empty = _far(row_r2)
+        row_r = row_r2.clamp(min=1e-12).sqrt_()
+        q = torch.addcmul(gunbounded, row_r, ginv)
+        c = torch.addcmul(gtoward, row_r, gslope)
+    p = e_par * ginv
+    t_min = (p - q).clamp_(min=0)
+    t_max = (p + q).clamp_(max=1)
+    if empty is not None:
+        # In 3D a row of the bounding box can miss the capsule (t range empty); in 2D every such row meets it.
+        empty = empty + _far(t_max - t_min + 1e-6)  # a row exactly r from an end rounds either way
+    ends = []
+    for t in (torch.clamp(p - c, t_min, t_max), torch.clamp(p + c, t_min, t_max)):
+        u = torch.addcmul(e_par, t, glead, value=-1)
+        # sqrt away from 0, which is several times slower on CPU; a tangent row keeps its single pixel
+        w = torch.addcmul(row_r2, u, u, value=-1).clamp_(min=1e-12).sqrt_()
+        ends.append((torch.addcmul(gx0, t, gdx), w))
+    (x_lo, w_lo), (x_hi, w_hi) = ends
+    lo, hi = x_lo - w_lo, x_hi + w_hi
+    if empty is not None:
+        lo, hi = lo + empty, hi - empty
     return lo, hi, (g[-1] if value is not None else None)
 
 

@@ -121,3 +121,24 @@ def test_only_unused_capsules_render_an_empty_mask(spatial):
     assert spans["row"].numel() == 0
     assert not render_span_union(spans, 2, spatial).any()
 
+
+
+@pytest.mark.parametrize(
+    "capsule, spatial",
+    [
+        (((10.0, 5.0), (10.0, 15.0), 2.0), (21, 21)),  # along the rows, rows exactly r away
+        (((5.0, 10.0), (15.0, 10.0), 3.0), (21, 21)),  # across the rows
+        (((4.0, 4.0), (12.0, 12.0), 2.0), (17, 17)),  # diagonal
+        (((8.0, 8.0), (8.0, 8.0), 4.0), (17, 17)),  # disc
+        (((5.0, 5.0, 2.0), (5.0, 5.0, 12.0), 2.0), (11, 11, 15)),  # 3D along the rows
+        (((2.0, 5.0, 5.0), (9.0, 5.0, 5.0), 2.0), (12, 11, 11)),  # 3D across the rows
+        (((5.0, 5.0, 5.0), (5.0, 5.0, 5.0), 3.0), (11, 11, 11)),  # ball
+        (((5.0, 5.0, 2.0), (5.0, 5.001, 12.0), 2.5), (11, 11, 15)),  # 3D almost along the rows
+        (((10.0, 5.0), (10.001, 15.0), 2.5), (21, 21)),  # almost along the rows
+    ],
+)
+def test_axis_aligned_integer_capsules_match_brute_force_exactly(capsule, spatial):
+    # integer geometry puts pixel centres exactly on the boundary (distance = r): they belong to the capsule
+    got = _render_capsules([capsule], spatial)
+    want = _capsule_pixels_brute_force(*capsule, spatial)
+    assert (got != want).sum() == 0
