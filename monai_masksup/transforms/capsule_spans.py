@@ -83,11 +83,14 @@ def capsule_row_spans(
 
     Args:
         seg: capsules as columns: ``p0``, ``p1`` (N, D) in pixel coordinates (channel-free, D = 2 or 3),
-            ``radius`` (N,) (negative = unused), ``batch`` (N,) sample index, ``val0``, ``val1`` (N,) order
-            values at both ends (interpolated along split capsules).
+            ``radius`` (N,) (negative = unused), ``batch`` (N,) sample index, and for ``with_values`` ``val0``,
+            ``val1`` (N,): order values at both ends (interpolated along split capsules).
         spatial: (H, W) or (H, W, D) of the masks.
         chunk_length: split capsules longer than this into exact sub-capsules (``None``: no splitting).
         with_values: also return the order value of every span (``value`` is ``None`` otherwise).
+
+    Raises:
+        ValueError: when ``with_values`` is set and ``seg`` has no ``val0``.
 
     Returns:
         per span: ``row`` (flat index of (batch, leading coordinates)), ``x0``, ``x1`` (inclusive pixel range on
@@ -98,7 +101,10 @@ def capsule_row_spans(
     dims = len(spatial)
     q0 = [c.contiguous() for c in seg["p0"].unbind(1)]
     q1 = [c.contiguous() for c in seg["p1"].unbind(1)]
-    radius, value, batch = seg["radius"], seg["val0"], seg["batch"]
+    radius, batch = seg["radius"], seg["batch"]
+    value = seg.get("val0") if with_values else None
+    if with_values and value is None:
+        raise ValueError("capsule_row_spans: with_values=True needs the order values `val0` and `val1`.")
     device = radius.device
     chunk = chunk_length
     if chunk is not None:
@@ -114,7 +120,8 @@ def capsule_row_spans(
         q0, q1 = (
             [_take(a, seg_id) + t * _take(dd, seg_id) for a, dd in zip(q0, delta)] for t in (t0, t1)
         )
-        value = _take(value, seg_id) + t0 * _take(seg["val1"] - seg["val0"], seg_id)
+        if value is not None:
+            value = _take(value, seg_id) + t0 * _take(seg["val1"] - seg["val0"], seg_id)
         radius, batch = _take(radius, seg_id), _take(batch, seg_id)
     batch = batch.long()
     max_per_row = None
@@ -146,8 +153,6 @@ def capsule_row_spans(
         row = _take(start, cap_id) + yz[0] * spatial[1] + yz[1]
         offsets = [c.float() for c in yz]
         bases = [lo[0] - q0[0], lo[1] - q0[1]]
-    if not with_values:
-        value = None  # the raw union needs no order values
     x_lo, x_hi, value = _capsule_row_interval(q0, q1, radius, offsets, bases, value, cap_id)
     width = spatial[-1]
     x0 = x_lo.clamp_(0, width).ceil_()
