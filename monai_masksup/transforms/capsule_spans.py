@@ -262,25 +262,23 @@ def render_span_union(spans: dict, batch_size: int, spatial: tuple[int, ...]) ->
     Returns:
         float32 ``(B, *spatial)``, 1 where a span covers the pixel.
     """
-    n_rows = batch_size * math.prod(spatial[:-1])
+    n_pix = batch_size * math.prod(spatial)
     width = spatial[-1]
     row, x0, x1 = spans["row"], spans["x0"], spans["x1"]
-    # One spare column per row takes the -1 of spans ending on the last pixel (x0 <= width and
-    # x1 + 1 <= width always; an empty span puts +1 and -1 on the same cell).
-    stride = width + 1
-    base = row * stride
+    # Row-major difference array over all masks with one spare cell at the end: a span ending on the last
+    # pixel of a row puts its -1 on the next row's first cell, which is right for one running sum over the
+    # whole array because every row's differences sum to 0 (an empty span puts +1 and -1 on the same cell).
+    base = row * width
     index = torch.cat([base + x0, base + x1 + 1])
     # The running sum is the number of spans covering a pixel, at most the spans of its row: below 256,
     # uint8 is exact (the negative differences wrap modulo 256 and cancel) and its scatter, cumulative
     # sum and conversion are about twice as fast as float32's on CPU. Other devices keep float32 (no
-    # reliance on uint8 atomics).
+    # reliance on uint8 atomics), whose running sums are small integers and so exact.
     small = spans["max_per_row"] is not None and spans["max_per_row"] < 256
     dtype = torch.uint8 if small else torch.float32
     step = torch.ones(2, row.numel(), dtype=dtype, device=row.device)
     step[1] = 255 if small else -1
-    diff = torch.zeros(n_rows * stride, dtype=dtype, device=row.device)
+    diff = torch.zeros(n_pix + 1, dtype=dtype, device=row.device)
     diff.scatter_add_(0, index, step.view(-1))
-    covered = diff.view(n_rows, stride).cumsum_(dim=1)[:, :width]
-    out = torch.empty(batch_size, *spatial, dtype=torch.float32, device=row.device)
-    out.view(n_rows, width).copy_(covered.clamp_(max=1))
-    return out
+    covered = diff.cumsum_(dim=0)[:n_pix].clamp_(max=1)
+    return covered.to(torch.float32).view(batch_size, *spatial)
