@@ -210,7 +210,7 @@ def _capsule_row_interval(
     else:
         # unit leading direction (0 for a segment parallel to the rows: then e_par = 0 and rho = |e|)
         unit = [torch.where(parallel, 0.0, c * inv_lead) for c in d[:-1]]
-        cols += [*unit, slope_c, unbounded, toward_end]
+        cols += [*unit, slope_c, unbounded, toward_end, *d[:-1]]
     if value is not None:
         cols.append(value)
     g = list(torch.stack(cols).index_select(1, cap_id).unbind(0))
@@ -223,7 +223,7 @@ def _capsule_row_interval(
         row_r2 = gr2
         empty = None
     else:
-        ux, uy, gslope, gunbounded, gtoward = rest[:5]
+        ux, uy, gslope, gunbounded, gtoward, gd0, gd1 = rest[:7]
         e_par = torch.addcmul(e[0] * ux, e[1], uy)
         # r_row^2 = r^2 - rho^2 = r^2 - |e|^2 + e_par^2
         row_r2 = torch.addcmul(torch.addcmul(gr2, e[0], e[0], value=-1).addcmul_(e[1], e[1], value=-1), e_par, e_par)
@@ -247,6 +247,16 @@ def _capsule_row_interval(
     lo, hi = x_lo - w_lo, x_hi + w_hi
     if empty is not None:
         lo, hi = lo + empty, hi - empty
+        # In 3D e_par and r_row are irrational even for integer geometry, so a pixel exactly r from an end can
+        # round out; the end balls, from |e - t d_lead|^2 directly, keep it (they lie inside the interval, so
+        # taking them in never widens it).
+        for ball, end_x in (
+            (gr2 - e[0] ** 2 - e[1] ** 2, gx0),
+            (gr2 - (e[0] - gd0) ** 2 - (e[1] - gd1) ** 2, gx0 + gdx),
+        ):
+            half = _half_width(ball)
+            lo = torch.minimum(lo, end_x - half)
+            hi = torch.maximum(hi, end_x + half)
     return lo, hi, (g[-1] if value is not None else None)
 
 

@@ -142,3 +142,20 @@ def test_axis_aligned_integer_capsules_match_brute_force_exactly(capsule, spatia
     got = _render_capsules([capsule], spatial)
     want = _capsule_pixels_brute_force(*capsule, spatial)
     assert (got != want).sum() == 0
+
+
+@pytest.mark.parametrize(
+    "capsule, spatial",
+    [
+        (((4.0, 4.0, 4.0), (3.0, 3.0, 4.0), 3.0), (9, 9, 9)),  # pixel (1, 5, 3) is exactly 3 from the end (3, 3, 4)
+        (((12.0, 9.0, 13.0), (3.0, 5.0, 9.0), 3.0), (16, 18, 20)),
+        (((-2.0, 2.0, 11.0), (5.0, 13.0, 7.0), 6.0), (16, 18, 20)),
+    ],
+)
+def test_3d_oblique_integer_capsules_keep_end_ball_boundary_pixels(capsule, spatial):
+    # In 3D, r_row^2 - u^2 at an end (t = 0 or 1) is formed with the
+    # irrational e_par = e . d_lead / |d_lead|, so an end-ball pixel exactly r away (distance^2 an integer)
+    # rounds out, e.g. row (1, 5) of the first capsule gives lo = 3.0000002 and drops x = 3. 67ce368 kept them.
+    got = _render_capsules([capsule], spatial)
+    want = _capsule_pixels_brute_force(*capsule, spatial)
+    assert (got != want).sum() == 0
