@@ -420,7 +420,8 @@ class HoleMaskGenerator:
         """
         Grow every union by alternating cube / cross dilation rings until all masks reach their targets;
         ring k gets the keys of level ``n_total + k``, ordered inside the ring by smooth noise so that a
-        partly used ring grows in blobs, not salt and pepper. Returns the new field and its number of bins.
+        partly used ring grows in blobs, not salt and pepper (an empty union starts from the noise's peak).
+        Returns the new field and its number of bins.
         """
         batch_size, spatial = field.shape[0], tuple(field.shape[2:])
         gen_device = generator.device if generator is not None else torch.device("cpu")
@@ -429,6 +430,15 @@ class HoleMaskGenerator:
         noise = F.interpolate(coarse.to(field.device), size=spatial, mode=mode, align_corners=False)
         noise_key = (noise.clamp(0, 1) * (_SUB_BINS - 1)).to(torch.int32)
         covered = field < _UNCOVERED
+        # A mask whose primitives all missed the image has nothing to grow from: seed it at the peak of its
+        # noise, ahead of the first ring.
+        empty = torch.nonzero(~covered.flatten(1).any(1)).flatten()
+        if empty.numel():
+            peak = noise.flatten(1).argmax(1).index_select(0, empty)
+            field, covered = field.flatten(1).clone(), covered.flatten(1).clone()
+            field[empty, peak] = n_total * _SUB_BINS
+            covered[empty, peak] = True
+            field, covered = field.view(batch_size, 1, *spatial), covered.view(batch_size, 1, *spatial)
         missing = (1.0 - target) * math.prod(spatial)  # uncovered pixels allowed at the target
         n_levels = n_total
         for step in range(sum(spatial)):

@@ -155,7 +155,7 @@ def test_axis_aligned_integer_capsules_match_brute_force_exactly(capsule, spatia
 def test_3d_oblique_integer_capsules_keep_end_ball_boundary_pixels(capsule, spatial):
     # In 3D, r_row^2 - u^2 at an end (t = 0 or 1) is formed with the
     # irrational e_par = e . d_lead / |d_lead|, so an end-ball pixel exactly r away (distance^2 an integer)
-    # rounds out, e.g. row (1, 5) of the first capsule gives lo = 3.0000002 and drops x = 3. 67ce368 kept them.
+    # rounds out, e.g. row (1, 5) of the first capsule gave lo = 3.0000002 and dropped x = 3.
     got = _render_capsules([capsule], spatial)
     want = _capsule_pixels_brute_force(*capsule, spatial)
     assert (got != want).sum() == 0
