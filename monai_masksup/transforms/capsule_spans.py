@@ -56,6 +56,18 @@ def row_interval_min(
     ``2^k <= length < 2^(k+1)``, whose keys are scattered (min) into a table per block size; the tables are
     then pushed down, size 2^k into 2^(k-1) at offsets 0 and 2^(k-1). The work is a fixed number of passes
     over the image (two per block size), not one write per covered pixel. Empty intervals change nothing.
+
+    Args:
+        row: (S,) int64 row of every interval, in ``[0, n_rows)``.
+        x0: (S,) int64 first pixel, in ``[0, width]``.
+        x1: (S,) int64 last pixel (inclusive), in ``[-1, width - 1]``; ``x1 < x0`` is an empty interval.
+        key: (S,) integer keys (int16 or int32; the result has this dtype).
+        n_rows: number of rows.
+        width: pixels per row.
+        fill: key of a pixel that no interval covers.
+
+    Returns:
+        ``(n_rows, width)`` per-pixel minimum key.
     """
     n_levels = int(width).bit_length()  # block sizes 1, 2, ..., 2^floor(log2(width))
     length = x1 - x0 + 1
