@@ -118,12 +118,11 @@ def capsule_row_spans(
     if with_values and value is None:
         raise ValueError("capsule_row_spans: with_values=True needs the order values `val0` and `val1`.")
     device = radius.device
-    chunk = chunk_length
-    if chunk is not None:
+    if chunk_length is not None:
         # Splitting into sub-capsules is exact: their union is the capsule.
         delta = [b - a for a, b in zip(q0, q1)]
         length = torch.sqrt(sum(c * c for c in delta))
-        n_chunk = torch.ceil(length / chunk).clamp(min=1).long()
+        n_chunk = torch.ceil(length / chunk_length).clamp(min=1).long()
         seg_id = torch.repeat_interleave(n_chunk)
         first = torch.cumsum(n_chunk, 0) - n_chunk
         m = _take(n_chunk.float(), seg_id)
