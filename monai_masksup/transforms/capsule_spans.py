@@ -26,6 +26,15 @@ def _take(column: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return column.reshape(-1).index_select(0, index)
 
 
+def _expand_groups(sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For groups of ``sizes`` (int64) items laid out one after the other: the group of every item and its
+    index within the group."""
+    total = int(sizes.sum())
+    group = torch.repeat_interleave(sizes, output_size=total)
+    first = torch.cumsum(sizes, 0) - sizes
+    return group, torch.arange(total, device=sizes.device) - _take(first, group)
+
+
 def _far(x: torch.Tensor) -> torch.Tensor:
     """
     ``_FAR`` where ``x < 0`` and 0 where ``x >= 0``, in two cheap passes instead of a comparison and a select.
@@ -123,10 +132,9 @@ def capsule_row_spans(
         delta = [b - a for a, b in zip(q0, q1)]
         length = torch.sqrt(sum(c * c for c in delta))
         n_chunk = torch.ceil(length / chunk_length).clamp(min=1).long()
-        seg_id = torch.repeat_interleave(n_chunk)
-        first = torch.cumsum(n_chunk, 0) - n_chunk
+        seg_id, piece = _expand_groups(n_chunk)
         m = _take(n_chunk.float(), seg_id)
-        t0 = (torch.arange(seg_id.numel(), device=device) - _take(first, seg_id)).float() / m
+        t0 = piece.float() / m
         t1 = t0 + 1 / m
         q0, q1 = (
             [_take(a, seg_id) + t * _take(dd, seg_id) for a, dd in zip(q0, delta)] for t in (t0, t1)
@@ -148,11 +156,8 @@ def capsule_row_spans(
         lo.append(lo_k)
         extent.append(torch.where(radius >= 0, hi_k - lo_k + 1, 0.0).clamp(min=0).long())
     n_rows = extent[0] if dims == 2 else extent[0] * extent[1]
-    n_spans = int(n_rows.sum())
-    cap_id = torch.repeat_interleave(n_rows, output_size=n_spans)
-    first = torch.cumsum(n_rows, 0) - n_rows
     # Index of each span within its capsule: a small integer, exact in float32 whatever the number of spans.
-    local = torch.arange(n_spans, device=device) - _take(first, cap_id)
+    cap_id, local = _expand_groups(n_rows)
     if dims == 2:
         row = local + _take(batch * spatial[0] + lo[0].long(), cap_id)
         offsets = [local.float()]
