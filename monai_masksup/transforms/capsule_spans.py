@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["capsule_row_spans", "render_span_union", "row_interval_min"]
+__all__ = ["capsule_row_spans", "render_span_union", "row_interval_min", "span_union_indicator"]
 
 # Offset that pushes an empty piece of a row interval beyond any image (lo + _FAR > hi - _FAR).
 _FAR = 1e9
@@ -120,8 +120,8 @@ def capsule_row_spans(
         on CPU only, where it picks the uint8 union, and ``None`` elsewhere to spare a device sync).
     """
     dims = len(spatial)
-    q0 = [c.contiguous() for c in seg["p0"].unbind(1)]
-    q1 = [c.contiguous() for c in seg["p1"].unbind(1)]
+    # Per-capsule columns stay strided views: they are short, and every per-span column is gathered anew.
+    q0, q1 = seg["p0"].unbind(1), seg["p1"].unbind(1)
     radius, batch = seg["radius"], seg["batch"]
     value = seg.get("val0") if with_values else None
     if with_values and value is None:
@@ -144,9 +144,10 @@ def capsule_row_spans(
         radius, batch = _take(radius, seg_id), _take(batch, seg_id)
     batch = batch.long()
     max_per_row = None
+    used = radius >= 0
     if device.type == "cpu":
-        used = batch[radius >= 0]
-        max_per_row = int(torch.bincount(used).max()) if used.numel() else 0
+        # capsules in use per sample (a weighted count, cheaper than selecting them)
+        max_per_row = int(torch.bincount(batch, weights=used.to(torch.float32)).max()) if batch.numel() else 0
 
     # Rows of each capsule's bounding box over the leading (all but last) axes; radius < 0 gives none.
     lo, extent = [], []
@@ -154,7 +155,7 @@ def capsule_row_spans(
         lo_k = torch.ceil(torch.minimum(q0[k], q1[k]) - radius).clamp(min=0)
         hi_k = torch.floor(torch.maximum(q0[k], q1[k]) + radius).clamp(max=spatial[k] - 1)
         lo.append(lo_k)
-        extent.append(torch.where(radius >= 0, hi_k - lo_k + 1, 0.0).clamp(min=0).long())
+        extent.append(torch.where(used, hi_k - lo_k + 1, 0.0).clamp(min=0).long())
     n_rows = extent[0] if dims == 2 else extent[0] * extent[1]
     # Index of each span within its capsule: a small integer, exact in float32 whatever the number of spans.
     cap_id, local = _expand_groups(n_rows)
@@ -169,11 +170,20 @@ def capsule_row_spans(
         row = _take(start, cap_id) + yz[0] * spatial[1] + yz[1]
         offsets = [c.float() for c in yz]
         bases = [lo[0] - q0[0], lo[1] - q0[1]]
-    x_lo, x_hi, value = _capsule_row_interval(q0, q1, radius, offsets, bases, value, cap_id)
+    lohi, value = _capsule_row_interval(q0, q1, radius, offsets, bases, value, cap_id)
+    # x0 = ceil(lo), x1 = floor(hi) clamped to the row, and x1 >= x0 - 1 so that an empty span puts its +1 and
+    # -1 on the same cell of the union's difference array; both ends converted in one pass
     width = spatial[-1]
-    x0 = x_lo.clamp_(0, width).ceil_()
-    x1 = torch.maximum(x_hi.clamp_(-1, width - 1).floor_(), x0 - 1)
-    return {"row": row, "x0": x0.long(), "x1": x1.long(), "value": value, "max_per_row": max_per_row}
+    lo, hi = lohi.unbind(0)
+    lo.clamp_(0, width).ceil_()
+    torch.maximum(hi.clamp_(-1, width - 1).floor_(), lo - 1, out=hi)
+    x01 = lohi.long()
+    return {"row": row, "x0": x01[0], "x1": x01[1], "value": value, "max_per_row": max_per_row}
+
+
+def _pair_signs(like: torch.Tensor) -> torch.Tensor:
+    """``[[-1], [1]]``, to move the lower of a (2, S) pair of interval ends down and the upper one up."""
+    return torch.tensor([[-1.0], [1.0]], dtype=like.dtype, device=like.device)
 
 
 def _capsule_row_interval(
@@ -184,12 +194,12 @@ def _capsule_row_interval(
     bases: list[torch.Tensor],
     value: torch.Tensor | None,
     cap_id: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """
     Interval of x where the point (y, x) lies within ``r`` of segment q0-q1 (``q0``, ``q1``: lists of D
     coordinate columns and ``r`` per capsule); the row of each span has leading coordinates
-    ``q0[:-1] + offsets + bases[cap_id]`` (``offsets`` per span, ``bases`` per capsule). Returns ``lo``, ``hi``
-    per span (empty: ``lo > hi``) and ``value[cap_id]`` (``None`` when ``value`` is ``None``).
+    ``q0[:-1] + offsets + bases[cap_id]`` (``offsets`` per span, ``bases`` per capsule). Returns ``(2, S)``
+    rows ``lo``, ``hi`` per span (empty: ``lo > hi``) and ``value[cap_id]`` (``None`` when ``value`` is ``None``).
 
     With P(t) = q0 + t (q1 - q0), t in [0, 1], the row meets the ball of radius r around P(t) in
     ``x(t) +- w(t)``, w(t) = sqrt(r_row^2 - u(t)^2), where u(t) = e - t |d_lead| is the offset of the row from
@@ -248,21 +258,21 @@ def _capsule_row_interval(
         q = torch.addcmul(gunbounded, row_r, ginv)
         c = torch.addcmul(gtoward, row_r, gslope)
     p = e_par * ginv
+    signs = _pair_signs(p)
     t_min = (p - q).clamp_(min=0)
     t_max = (p + q).clamp_(max=1)
     if empty is not None:
         # In 3D a row of the bounding box can miss the capsule (t range empty); in 2D every such row meets it.
         empty = empty + _far(t_max - t_min + 1e-6)  # a row exactly r from an end rounds either way
-    ends = []
-    for t in (torch.clamp(p - c, t_min, t_max), torch.clamp(p + c, t_min, t_max)):
-        u = torch.addcmul(e_par, t, glead, value=-1)
-        # sqrt away from 0, which is several times slower on CPU; a tangent row keeps its single pixel
-        w = torch.addcmul(row_r2, u, u, value=-1).clamp_(min=1e-12).sqrt_()
-        ends.append((torch.addcmul(gx0, t, gdx), w))
-    (x_lo, w_lo), (x_hi, w_hi) = ends
-    lo, hi = x_lo - w_lo, x_hi + w_hi
+    # (2, S): the t of the lower and of the upper end of the interval, and below the ends themselves
+    t = torch.addcmul(p, signs, c).clamp_(t_min, t_max)
+    u = torch.addcmul(e_par, t, glead, value=-1)
+    # sqrt away from 0, which is several times slower on CPU; a tangent row keeps its single pixel
+    w = torch.addcmul(row_r2, u, u, value=-1).clamp_(min=1e-12).sqrt_()
+    lohi = torch.addcmul(torch.addcmul(gx0, t, gdx), signs, w)
     if empty is not None:
-        lo, hi = lo + empty, hi - empty
+        lohi.addcmul_(signs, empty, value=-1)
+        lo, hi = lohi.unbind(0)
         # In 3D e_par and r_row are irrational even for integer geometry, so a pixel exactly r from an end can
         # round out; the end balls, from |e - t d_lead|^2 directly, keep it (they lie inside the interval, so
         # taking them in never widens it).
@@ -271,9 +281,9 @@ def _capsule_row_interval(
             (gr2 - (e[0] - gd0) ** 2 - (e[1] - gd1) ** 2, gx0 + gdx),
         ):
             half = _half_width(ball)
-            lo = torch.minimum(lo, end_x - half)
-            hi = torch.maximum(hi, end_x + half)
-    return lo, hi, (g[-1] if value is not None else None)
+            torch.minimum(lo, end_x - half, out=lo)
+            torch.maximum(hi, end_x + half, out=hi)
+    return lohi, (g[-1] if value is not None else None)
 
 
 def render_span_union(spans: dict, batch_size: int, spatial: tuple[int, ...]) -> torch.Tensor:
@@ -287,6 +297,14 @@ def render_span_union(spans: dict, batch_size: int, spatial: tuple[int, ...]) ->
 
     Returns:
         float32 ``(B, *spatial)``, 1 where a span covers the pixel.
+    """
+    return span_union_indicator(spans, batch_size, spatial).to(torch.float32)
+
+
+def span_union_indicator(spans: dict, batch_size: int, spatial: tuple[int, ...]) -> torch.Tensor:
+    """
+    :func:`render_span_union` before the conversion to float32: ``(B, *spatial)`` 0 / 1 values of uint8 (CPU,
+    when fewer than 256 spans can meet in a row) or float32.
     """
     n_pix = batch_size * math.prod(spatial)
     width = spatial[-1]
@@ -306,5 +324,4 @@ def render_span_union(spans: dict, batch_size: int, spatial: tuple[int, ...]) ->
     step[1] = 255 if small else -1
     diff = torch.zeros(n_pix + 1, dtype=dtype, device=row.device)
     diff.scatter_add_(0, index, step.view(-1))
-    covered = diff.cumsum_(dim=0)[:n_pix].clamp_(max=1)
-    return covered.to(torch.float32).view(batch_size, *spatial)
+    return diff.cumsum_(dim=0)[:n_pix].clamp_(max=1).view(batch_size, *spatial)

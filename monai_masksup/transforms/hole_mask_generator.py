@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .capsule_spans import capsule_row_spans, render_span_union, row_interval_min
+from .capsule_spans import capsule_row_spans, row_interval_min, span_union_indicator
 from .spatial_size import as_spatial_size
 
 __all__ = ["COVERAGE_PRESETS", "HoleMaskGenerator"]
@@ -181,16 +181,20 @@ class HoleMaskGenerator:
         device = torch.device("cpu") if device is None else torch.device(device)
         gen_device = generator.device if generator is not None else torch.device("cpu")
 
-        draws = self._draw(batch_size, spatial, generator, gen_device)
-        draws = {k: v.to(device) for k, v in draws.items()}
-        segments = self._segments(draws, spatial)
-        spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), self.coverage is not None)
-        if self.coverage is None:
-            mask = render_span_union(spans, batch_size, spatial)
-        else:
-            n_total = sum(self._slots(spatial))
-            mask = self._render_controlled(spans, n_total, draws["target"], batch_size, spatial, generator)
-        return mask.unsqueeze(1)
+        # Inference mode spares every one of the few hundred small tensor operations its autograd bookkeeping
+        # (about 10 % of a batch of 16 at 224 x 224 on CPU); the 0 / 1 indicator is converted to float32 outside
+        # it, so the mask returned is an ordinary tensor.
+        with torch.inference_mode():
+            draws = self._draw(batch_size, spatial, generator, gen_device)
+            draws = {k: v.to(device) for k, v in draws.items()}
+            segments = self._segments(draws, spatial)
+            spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), self.coverage is not None)
+            if self.coverage is None:
+                indicator = span_union_indicator(spans, batch_size, spatial)
+            else:
+                n_total = sum(self._slots(spatial))
+                indicator = self._render_controlled(spans, n_total, draws["target"], batch_size, spatial, generator)
+        return indicator.to(torch.float32, copy=True).unsqueeze(1)
 
     # ------------------------------------------------------------------ random parameters
     def _pool_counts(self, spatial: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -372,7 +376,7 @@ class HoleMaskGenerator:
         self, spans: dict[str, torch.Tensor], n_total: int, target: torch.Tensor, batch_size: int, spatial, generator
     ) -> torch.Tensor:
         """
-        Order field thresholded per sample at the target coverage. The field holds, per pixel, the smallest
+        Order field thresholded per sample at the target coverage, as int32 0 / 1. The field holds, per pixel, the smallest
         quantised order value ``floor(value * _SUB_BINS)`` of the spans covering it (int32; the last bin
         where none does), so a threshold j keeps exactly the primitives (and parts of one) drawn before j.
         """
@@ -412,7 +416,7 @@ class HoleMaskGenerator:
         j = ((cover - target[:, None]).abs() + outside.to(torch.float32)).argmin(1)
         # field < threshold as (threshold - field) clamped to {0, 1}: integer arithmetic and one int32 -> float32
         # conversion are about twice as fast on CPU as a broadcast comparison converted from bool.
-        mask = ((j.to(torch.int32) + offs)[:, None] - field).clamp_(0, 1).to(torch.float32)
+        mask = ((j.to(torch.int32) + offs)[:, None] - field).clamp_(0, 1)
         return mask.view(batch_size, *spatial)
 
     @staticmethod

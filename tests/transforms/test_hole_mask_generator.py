@@ -126,3 +126,14 @@ def test_coverage_bin_is_met_when_every_primitive_misses_the_image(spatial):
     gen = HoleMaskGenerator((0.2, 0.3), n_lines=(0, 0), n_circles=(0, 0), n_arcs=(1, 1))
     ratios = _hole_ratios(gen, 64, spatial, batch=16)
     assert _share_in_bin(ratios, 0.2, 0.3) == 1.0
+
+
+@pytest.mark.parametrize("coverage", [None, "high"])
+def test_masks_are_ordinary_tensors_usable_in_autograd_and_in_place(coverage):
+    # the generator works in inference mode; what it returns must not be an inference tensor
+    mask = HoleMaskGenerator(coverage)(2, (48, 40), generator=torch.Generator().manual_seed(0))
+    assert not mask.is_inference()
+    image = torch.rand(2, 3, 48, 40, requires_grad=True)
+    (image * (1 - mask)).sum().backward()
+    assert torch.equal(image.grad, (1 - mask).expand(-1, 3, -1, -1))
+    mask.mul_(2)  # an in-place update outside inference mode raises on an inference tensor
