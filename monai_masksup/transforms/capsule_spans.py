@@ -265,11 +265,13 @@ def _capsule_row_interval(
         # In 3D a row of the bounding box can miss the capsule (t range empty); in 2D every such row meets it.
         empty = empty + _far(t_max - t_min + 1e-6)  # a row exactly r from an end rounds either way
     # (2, S): the t of the lower and of the upper end of the interval, and below the ends themselves
+    # (in place where a buffer is free: fewer fresh pages to fault in)
     t = torch.addcmul(p, signs, c).clamp_(t_min, t_max)
-    u = torch.addcmul(e_par, t, glead, value=-1)
-    # sqrt away from 0, which is several times slower on CPU; a tangent row keeps its single pixel
-    w = torch.addcmul(row_r2, u, u, value=-1).clamp_(min=1e-12).sqrt_()
-    lohi = torch.addcmul(torch.addcmul(gx0, t, gdx), signs, w)
+    w = torch.addcmul(e_par, t, glead, value=-1)  # u, the offset along the leading direction
+    # w = sqrt(r_row^2 - u^2) away from 0, whose sqrt is several times slower on CPU; a tangent row keeps its
+    # single pixel
+    torch.addcmul(row_r2, w, w, value=-1, out=w).clamp_(min=1e-12).sqrt_()
+    lohi = torch.addcmul(gx0, t, gdx, out=t).addcmul_(signs, w)
     if empty is not None:
         lohi.addcmul_(signs, empty, value=-1)
         lo, hi = lohi.unbind(0)
@@ -312,8 +314,7 @@ def span_union_indicator(spans: dict, batch_size: int, spatial: tuple[int, ...])
     # Row-major difference array over all masks with one spare cell at the end: a span ending on the last
     # pixel of a row puts its -1 on the next row's first cell, which is right for one running sum over the
     # whole array because every row's differences sum to 0 (an empty span puts +1 and -1 on the same cell).
-    base = row * width
-    index = torch.cat([base + x0, base + x1 + 1])
+    index = torch.stack([x0, x1 + 1]).add_(row, alpha=width).view(-1)
     # The running sum is the number of spans covering a pixel, at most the spans of its row: below 256,
     # uint8 is exact (the negative differences wrap modulo 256 and cancel) and its scatter, cumulative
     # sum and conversion are about twice as fast as float32's on CPU. Other devices keep float32 (no

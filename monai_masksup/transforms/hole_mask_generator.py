@@ -147,6 +147,7 @@ class HoleMaskGenerator:
         if chunk_length is not None and chunk_length <= 0:
             raise ValueError(f"chunk_length must be positive, got {chunk_length}.")
         self.chunk_length = chunk_length
+        self._layouts: dict[tuple, dict[str, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ public API
     def __call__(self, *args, **kwargs) -> torch.Tensor:
@@ -260,6 +261,47 @@ class HoleMaskGenerator:
         return d
 
     # ------------------------------------------------------------------ geometry
+    def _layout(self, batch_size: int, spatial: tuple[int, ...], device: torch.device) -> dict[str, torch.Tensor]:
+        """
+        Index and scale columns that depend only on the batch size, the image size and the device, built once
+        and cached: the per-call work is then a few hundred tensor operations fewer.
+        """
+        key = (batch_size, spatial, str(device))
+        layout = self._layouts.get(key)
+        if layout is not None:
+            return layout
+        dims, b = len(spatial), batch_size
+        n_l, n_c, n_a, n_s = self._slots(spatial)
+        n_ld = n_l + n_c
+        slots = (n_l, n_c, n_a, n_s)
+
+        def column(values, dtype=torch.float32):
+            return torch.tensor(values, dtype=dtype, device=device)
+
+        # Points are drawn as [line starts, line ends, disc centres, arc centres] per sample; capsules take
+        # (start, end) = (line start, line end) for lines and (centre, centre) for discs, for all samples.
+        per_sample = [*range(n_l), *range(2 * n_l, 2 * n_l + n_c), *range(n_l, 2 * n_l), *range(2 * n_l, 2 * n_l + n_c)]
+        n_points = 2 * n_l + n_c + n_a
+        ends = column([[i * n_points + j for i in range(b) for j in half] for half in (per_sample[:n_ld], per_sample[n_ld:])], torch.long)
+        layout = {
+            "side": column(spatial),
+            # kind (lines, discs, arcs, strokes) and index within the kind of every primitive slot
+            "slot_kind": column([k for k, n in enumerate(slots) for _ in range(n)], torch.long),
+            "slot_index": column([float(i) for n in slots for i in range(n)]),
+            # capsule radius = size * scale + pad: OpenCV thickness t gives t / 2 + pad, a disc radius is kept
+            "radius_scale": column([0.5] * n_l + [1.0] * n_c + [0.5] * (n_a + n_s)),
+            "radius_pad": column([_WIDTH_PAD] * n_l + [0.0] * n_c + [_WIDTH_PAD] * (n_a + n_s)),
+            "line_disc_ends": ends.view(-1),
+            "line_disc_batch": torch.arange(b, device=device).repeat_interleave(n_ld),
+            "line_end_step": (torch.arange(n_ld, device=device) < n_l).to(torch.float32),
+            "stroke_batch": torch.arange(b, device=device).repeat_interleave(n_s * (_STROKE_VERTICES - 1)),
+            "stroke_step": torch.arange(_STROKE_VERTICES - 1, device=device, dtype=torch.float32),
+        }
+        if len(self._layouts) >= 8:  # a few image and batch sizes in use at a time
+            self._layouts.clear()
+        self._layouts[key] = layout
+        return layout
+
     def _segments(self, d: dict[str, torch.Tensor], spatial: tuple[int, ...]) -> dict[str, torch.Tensor]:
         """
         Turn the draws into capsule segments: ``p0``, ``p1`` (N, D), ``radius`` (N,) (negative = unused) and
@@ -270,30 +312,27 @@ class HoleMaskGenerator:
         counts = d["counts"]
         device = counts.device
         b = counts.shape[0]
-        side = torch.tensor(spatial, dtype=torch.float32, device=device)
+        layout = self._layout(b, spatial, device)
+        side = layout["side"]
         n_l, n_c, n_a, n_s = self._slots(spatial)
         n_ld = n_l + n_c
         ordered = self.coverage is not None
-        # used[b, k, i]: slot i of primitive kind k (lines, discs, arcs, strokes) is drawn in sample b
-        used = torch.arange(max(n_l, n_c, n_a, n_s), device=device) < counts[:, :, None]
-        size_l, size_c, size_a, size_s = torch.split(d["size"], [n_l, n_c, n_a, n_s], dim=1)
-        line_p0, line_p1, centre, arc_c = torch.split(d["points"] * side, [n_l, n_l, n_c, n_a], dim=1)
+        # slot i of a primitive kind is drawn in sample b when its index is below the sample's count of the kind
+        used = layout["slot_index"] < counts.index_select(1, layout["slot_kind"])
+        radius = torch.addcmul(layout["radius_pad"], d["size"], layout["radius_scale"])
+        radius_ld, radius_a, radius_s = torch.split(torch.where(used, radius, -1.0), [n_ld, n_a, n_s], dim=1)
+        points = d["points"] * side
+        arc_c = points[:, 2 * n_l + n_c :]
         if ordered:
             rank = torch.argsort(torch.argsort(d["order_keys"], dim=1), dim=1).to(torch.float32)
             rank_ld, rank_a, rank_s = torch.split(rank, [n_ld, n_a, n_s], dim=1)
         parts = []  # (p0, p1, radius, batch[, val0, val1]) columns of N capsules each
 
         # Lines (OpenCV thickness t, capsule radius t / 2 + pad) and discs / balls (capsules of length 0).
-        radius = torch.cat([size_l * 0.5 + _WIDTH_PAD, size_c], 1)
-        radius = torch.where(torch.cat([used[:, 0, :n_l], used[:, 1, :n_c]], 1), radius, -1.0)
-        part = [
-            torch.cat([line_p0, centre], 1).view(-1, dims),
-            torch.cat([line_p1, centre], 1).view(-1, dims),
-            radius.view(-1),
-            torch.arange(b, device=device).repeat_interleave(n_ld),
-        ]
+        line_disc = points.view(-1, dims).index_select(0, layout["line_disc_ends"]).view(2, -1, dims)
+        part = [line_disc[0], line_disc[1], radius_ld.reshape(-1), layout["line_disc_batch"]]
         if ordered:
-            part += [rank_ld.reshape(-1), (rank_ld + (torch.arange(n_ld, device=device) < n_l)).view(-1)]
+            part += [rank_ld.reshape(-1), (rank_ld + layout["line_end_step"]).view(-1)]
         parts.append(part)
 
         # Elliptic arcs on a random plane, parametric angles in [3, 180] degrees, as a polyline of chords
@@ -311,14 +350,14 @@ class HoleMaskGenerator:
         chunk = self._chunk_length(dims)
         if chunk is not None:
             n_chords = torch.maximum(n_chords, torch.ceil(span * max_axis / chunk))
-        n_chords = torch.where(used[:, 2, :n_a], n_chords.clamp_(min=1), 0.0)
+        n_chords = torch.where(used[:, n_ld : n_ld + n_a], n_chords.clamp_(min=1), 0.0)
         flat_chords = n_chords.view(-1).long()
         arc_id = torch.repeat_interleave(flat_chords)
         first = (torch.cumsum(flat_chords, 0) - flat_chords).to(torch.float32).view(b, n_a)
         # One table of per-arc columns (centre, a u, b v, first chord, angles, radius[, rank]) gathered per
         # chord by one index_select.
         pieces = [arc_c, semi_a[..., None] * u, semi_b[..., None] * v]
-        pieces += [t[..., None] for t in (first, theta0, span / n_chords.clamp(min=1), size_a * 0.5 + _WIDTH_PAD)]
+        pieces += [t[..., None] for t in (first, theta0, span / n_chords.clamp(min=1), radius_a)]
         if ordered:
             pieces += [rank_a[..., None], 1 / n_chords.clamp(min=1)[..., None]]
         table = torch.cat(pieces, -1)
@@ -345,14 +384,13 @@ class HoleMaskGenerator:
             verts = torch.cat([start, start + torch.cumsum(direction * step, dim=2)], dim=2)
             verts = torch.minimum(verts.clamp(min=0), side - 1)
             n_seg = d["stroke_nseg"]
-            k = torch.arange(nv - 1, device=device, dtype=torch.float32)
-            radius = (size_s * 0.5 + _WIDTH_PAD)[..., None].expand(-1, -1, nv - 1)
-            radius = torch.where((k < n_seg) & used[:, 3, :n_s, None], radius, -1.0)
+            k = layout["stroke_step"]
+            radius = torch.where(k < n_seg, radius_s[..., None], -1.0)
             part = [
                 verts[:, :, :-1].reshape(-1, dims),
                 verts[:, :, 1:].reshape(-1, dims),
                 radius.reshape(-1),
-                torch.arange(b, device=device).repeat_interleave(n_s * (nv - 1)),
+                layout["stroke_batch"],
             ]
             if ordered:
                 r_s = rank_s[..., None]
