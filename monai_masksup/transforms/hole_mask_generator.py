@@ -180,22 +180,28 @@ class HoleMaskGenerator:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         batch_size = int(batch_size)
         device = torch.device("cpu") if device is None else torch.device(device)
-        gen_device = generator.device if generator is not None else torch.device("cpu")
 
         # Inference mode spares every one of the few hundred small tensor operations its autograd bookkeeping
         # (about 10 % of a batch of 16 at 224 x 224 on CPU); the 0 / 1 indicator is converted to float32 outside
         # it, so the mask returned is an ordinary tensor.
         with torch.inference_mode():
-            draws = self._draw(batch_size, spatial, generator, gen_device)
-            draws = {k: v.to(device) for k, v in draws.items()}
-            segments = self._segments(draws, spatial)
-            spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), self.coverage is not None)
-            if self.coverage is None:
-                indicator = span_union_indicator(spans, batch_size, spatial)
-            else:
-                n_total = sum(self._slots(spatial))
-                indicator = self._render_controlled(spans, n_total, draws["target"], batch_size, spatial, generator)
+            indicator = self._indicator(batch_size, spatial, device, generator)
         return indicator.to(torch.float32, copy=True).unsqueeze(1)
+
+    def _indicator(
+        self, batch_size: int, spatial: tuple[int, ...], device: torch.device, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """The masks as 0 / 1 values of an integer or float dtype, ``(B, *spatial)``. The intermediate tensors
+        are released on return, before the float32 masks are allocated, which can then reuse their memory."""
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        draws = self._draw(batch_size, spatial, generator, gen_device)
+        draws = {k: v.to(device) for k, v in draws.items()}
+        segments = self._segments(draws, spatial)
+        spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), self.coverage is not None)
+        if self.coverage is None:
+            return span_union_indicator(spans, batch_size, spatial)
+        n_total = sum(self._slots(spatial))
+        return self._render_controlled(spans, n_total, draws["target"], batch_size, spatial, generator)
 
     # ------------------------------------------------------------------ random parameters
     def _pool_counts(self, spatial: tuple[int, ...]) -> tuple[int, int, int, int]:
