@@ -195,7 +195,8 @@ class HoleMaskGenerator:
         are released on return, before the float32 masks are allocated, which can then reuse their memory."""
         gen_device = generator.device if generator is not None else torch.device("cpu")
         draws = self._draw(batch_size, spatial, generator, gen_device)
-        draws = {k: v.to(device) for k, v in draws.items()}
+        if gen_device != device:
+            draws = {k: v.to(device) for k, v in draws.items()}
         segments = self._segments(draws, spatial)
         spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), self.coverage is not None)
         if self.coverage is None:
@@ -374,7 +375,7 @@ class HoleMaskGenerator:
         start = torch.addcmul(th0, local, d_theta)
         angles = torch.stack([start, start + d_theta])[..., None]  # (2, N, 1): both ends of every chord
         ends = torch.addcmul(torch.addcmul(c_a, torch.cos(angles), u_a), torch.sin(angles), v_a)
-        part = [ends[0], ends[1], radius_arc.contiguous(), torch.div(arc_id, n_a, rounding_mode="floor")]
+        part = [ends[0], ends[1], radius_arc, torch.div(arc_id, n_a, rounding_mode="floor")]
         if ordered:
             rank_arc, inv_m = per_chord[:, 3 * dims + 4 :].unbind(1)
             s0 = local * inv_m
