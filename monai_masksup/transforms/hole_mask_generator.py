@@ -149,6 +149,10 @@ class HoleMaskGenerator:
         self.chunk_length = chunk_length
         self._layouts: dict[tuple, dict[str, torch.Tensor]] = {}
 
+    def __getstate__(self) -> dict:
+        # the layout cache is rebuilt on first use; it is not worth pickling into every DataLoader worker
+        return {**self.__dict__, "_layouts": {}}
+
     # ------------------------------------------------------------------ public API
     def __call__(self, *args, **kwargs) -> torch.Tensor:
         return self.gen(*args, **kwargs)

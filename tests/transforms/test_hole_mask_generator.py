@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -137,3 +139,16 @@ def test_masks_are_ordinary_tensors_usable_in_autograd_and_in_place(coverage):
     (image * (1 - mask)).sum().backward()
     assert torch.equal(image.grad, (1 - mask).expand(-1, 3, -1, -1))
     mask.mul_(2)  # an in-place update outside inference mode raises on an inference tensor
+
+
+def test_cached_layouts_do_not_leak_between_sizes_and_are_not_pickled():
+    def draw(gen, b, spatial):
+        return gen(b, spatial, generator=torch.Generator().manual_seed(3))
+
+    shared = HoleMaskGenerator(None, n_strokes=(1, 2))
+    calls = [(2, (40, 36)), (3, (40, 36)), (2, (36, 40)), (2, (12, 10, 8)), (2, (40, 36))]
+    for b, spatial in calls:  # one generator reused across sizes against a fresh one per call
+        assert torch.equal(draw(shared, b, spatial), draw(HoleMaskGenerator(None, n_strokes=(1, 2)), b, spatial))
+    restored = pickle.loads(pickle.dumps(shared))
+    assert restored._layouts == {}
+    assert torch.equal(draw(restored, 2, (40, 36)), draw(shared, 2, (40, 36)))
