@@ -19,7 +19,11 @@ of a MONAI ``BasicUNet`` with features (16, 32, 64, 128, 256, 16) on the same de
 Rates are masks per second from the median wall time of ``--repeats`` batches; the CPU time of the process
 is printed as well, because on a shared machine the wall time also counts waiting for a core. The CPU methods
 are timed in rounds (one batch of each method per round), so that a slow spell of a shared machine falls on
-all of them alike; the fastest batch of each is printed too, and the ratios are given for both.
+all of them alike; the fastest batch of each is printed too, and the ratios are given for both. "faults" is
+the mean number of minor page faults per CPU batch: memory the allocator had to map in afresh, which costs
+a few microseconds per 4 KiB page. All methods share one process heap, so a method that leaves a large heap
+behind (the coverage-controlled ones) changes the others' faults: ``--coverage none`` times the like-for-like
+pair on its own.
 """
 
 from __future__ import annotations
@@ -65,22 +69,35 @@ def time_batches(fn, repeats: int, warmup: int = 2, sync=None) -> tuple[float, f
     return statistics.median(walls), statistics.median(cpus)
 
 
-def time_interleaved(fns: dict, repeats: int, warmup: int = 2) -> dict[str, tuple[float, float, float]]:
+def minor_page_faults() -> int:
+    """Minor page faults of this process so far (0 where ``resource`` is missing, e.g. on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def time_interleaved(fns: dict, repeats: int, warmup: int = 2) -> dict[str, tuple[float, float, float, float]]:
     """Per function: median wall time, fastest wall time and median process CPU time of one call, in seconds,
-    calling every function once per round."""
+    and the mean number of minor page faults per call (fresh memory the allocator had to map in), calling every
+    function once per round."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     walls: dict[str, list[float]] = {name: [] for name in fns}
     cpus: dict[str, list[float]] = {name: [] for name in fns}
+    faults = dict.fromkeys(fns, 0)
     for _ in range(repeats):
         for name, fn in fns.items():
-            w0, c0 = time.perf_counter(), time.process_time()
+            f0, w0, c0 = minor_page_faults(), time.perf_counter(), time.process_time()
             fn()
             walls[name].append(time.perf_counter() - w0)
             cpus[name].append(time.process_time() - c0)
+            faults[name] += minor_page_faults() - f0
     return {
-        name: (statistics.median(walls[name]), min(walls[name]), statistics.median(cpus[name])) for name in fns
+        name: (statistics.median(walls[name]), min(walls[name]), statistics.median(cpus[name]), faults[name] / repeats)
+        for name in fns
     }
 
 
@@ -116,11 +133,12 @@ def bench_generation(args) -> dict[str, float]:
     rates: dict[str, float] = {}
     best: dict[str, float] = {}
     print(f"\nMask generation, batches of {args.batch_size} at {args.size} x {args.size}, {args.repeats} repeats")
-    print(f"{'method':45s} {'ms/batch':>9s} {'fastest':>8s} {'cpu ms':>8s} {'masks/s':>9s}")
+    print(f"{'method':45s} {'ms/batch':>9s} {'fastest':>8s} {'cpu ms':>8s} {'masks/s':>9s} {'faults':>7s}")
 
-    def report(name: str, wall: float, fastest: float, cpu: float) -> None:
+    def report(name: str, wall: float, fastest: float, cpu: float, faults: float | None = None) -> None:
         rates[name], best[name] = args.batch_size / wall, args.batch_size / fastest
-        print(f"{name:45s} {wall * 1e3:9.2f} {fastest * 1e3:8.2f} {cpu * 1e3:8.2f} {rates[name]:9.0f}")
+        faults_col = "" if faults is None else f" {faults:7.0f}"
+        print(f"{name:45s} {wall * 1e3:9.2f} {fastest * 1e3:8.2f} {cpu * 1e3:8.2f} {rates[name]:9.0f}{faults_col}")
 
     def generator_fn(coverage: str, device: str):
         gen = HoleMaskGenerator(None if coverage == "none" else coverage)
