@@ -182,8 +182,9 @@ def capsule_row_spans(
 
 
 def _pair_signs(like: torch.Tensor) -> torch.Tensor:
-    """``[[-1], [1]]``, to move the lower of a (2, S) pair of interval ends down and the upper one up."""
-    return torch.tensor([[-1.0], [1.0]], dtype=like.dtype, device=like.device)
+    """``[[-1], [1]]``, to move the lower of a (2, S) pair of interval ends down and the upper one up (made on
+    the device, without a copy from the host)."""
+    return torch.arange(-1, 2, 2, dtype=like.dtype, device=like.device).view(2, 1)
 
 
 def _capsule_row_interval(
