@@ -95,12 +95,14 @@ def row_interval_min(
     return tables[0]
 
 
+@torch.no_grad()
 def capsule_row_spans(
     seg: dict[str, torch.Tensor], spatial: tuple[int, ...], chunk_length: float | None = None, with_values: bool = True
 ) -> dict[str, torch.Tensor | int | None]:
     """
     Intersect every capsule (all points within ``radius`` of the segment ``p0``-``p1``) with the image rows
     (lines along the last axis) of its bounding box: one pixel interval per capsule and row, computed exactly.
+    Runs without autograd (inputs may require grad; the outputs do not: they are pixel ranges).
 
     Args:
         seg: capsules as columns: ``p0``, ``p1`` (N, D) in pixel coordinates (channel-free, D = 2 or 3),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -25,6 +26,8 @@ _UNCOVERED = 2**30
 _WIDTH_PAD = 0.6
 # Vertices of a free-form brush stroke at most (it uses 4 to this many).
 _STROKE_VERTICES = 12
+# Cached layouts per generator (least recently used dropped first): batch and image sizes in use at a time.
+_MAX_LAYOUTS = 32
 
 
 def _check_count_range(name: str, value: Sequence[int]) -> tuple[int, int]:
@@ -147,11 +150,16 @@ class HoleMaskGenerator:
         if chunk_length is not None and chunk_length <= 0:
             raise ValueError(f"chunk_length must be positive, got {chunk_length}.")
         self.chunk_length = chunk_length
-        self._layouts: dict[tuple, dict[str, torch.Tensor]] = {}
+        self._layouts: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
 
     def __getstate__(self) -> dict:
         # the layout cache is rebuilt on first use; it is not worth pickling into every DataLoader worker
-        return {**self.__dict__, "_layouts": {}}
+        return {**self.__dict__, "_layouts": OrderedDict()}
+
+    def __setstate__(self, state: dict) -> None:
+        # generators pickled before the cache existed have no `_layouts`
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_layouts", OrderedDict())
 
     # ------------------------------------------------------------------ public API
     def __call__(self, *args, **kwargs) -> torch.Tensor:
@@ -274,26 +282,33 @@ class HoleMaskGenerator:
     # ------------------------------------------------------------------ geometry
     def _layout(self, batch_size: int, spatial: tuple[int, ...], device: torch.device) -> dict[str, torch.Tensor]:
         """
-        Index and scale columns that depend only on the batch size, the image size and the device, built once
-        and cached: the per-call work is then a few hundred tensor operations fewer.
+        Index and scale columns that depend only on the batch size, the image size, the device and the primitive
+        slots (from ``coverage`` and the count ranges, which are part of the key so that changing them after use
+        is safe), built once and cached: the per-call work is then a few tensor operations fewer.
         """
-        key = (batch_size, spatial, str(device))
+        n_l, n_c, n_a, n_s = slots = self._slots(spatial)
+        key = (batch_size, spatial, str(device), slots)
         layout = self._layouts.get(key)
         if layout is not None:
+            try:
+                self._layouts.move_to_end(key)
+            except KeyError:  # dropped meanwhile by a call from another thread
+                pass
             return layout
-        dims, b = len(spatial), batch_size
-        n_l, n_c, n_a, n_s = self._slots(spatial)
+        b = batch_size
         n_ld = n_l + n_c
-        slots = (n_l, n_c, n_a, n_s)
 
         def column(values, dtype=torch.float32):
             return torch.tensor(values, dtype=dtype, device=device)
 
         # Points are drawn as [line starts, line ends, disc centres, arc centres] per sample; capsules take
         # (start, end) = (line start, line end) for lines and (centre, centre) for discs, for all samples.
-        per_sample = [*range(n_l), *range(2 * n_l, 2 * n_l + n_c), *range(n_l, 2 * n_l), *range(2 * n_l, 2 * n_l + n_c)]
+        starts = [*range(n_l), *range(2 * n_l, 2 * n_l + n_c)]
+        ends = [*range(n_l, 2 * n_l), *range(2 * n_l, 2 * n_l + n_c)]
         n_points = 2 * n_l + n_c + n_a
-        ends = column([[i * n_points + j for i in range(b) for j in half] for half in (per_sample[:n_ld], per_sample[n_ld:])], torch.long)
+        line_disc_ends = column(
+            [[i * n_points + j for i in range(b) for j in half] for half in (starts, ends)], torch.long
+        )
         layout = {
             "side": column(spatial),
             # kind (lines, discs, arcs, strokes) and index within the kind of every primitive slot
@@ -302,15 +317,18 @@ class HoleMaskGenerator:
             # capsule radius = size * scale + pad: OpenCV thickness t gives t / 2 + pad, a disc radius is kept
             "radius_scale": column([0.5] * n_l + [1.0] * n_c + [0.5] * (n_a + n_s)),
             "radius_pad": column([_WIDTH_PAD] * n_l + [0.0] * n_c + [_WIDTH_PAD] * (n_a + n_s)),
-            "line_disc_ends": ends.view(-1),
+            "line_disc_ends": line_disc_ends.view(-1),
             "line_disc_batch": torch.arange(b, device=device).repeat_interleave(n_ld),
             "line_end_step": (torch.arange(n_ld, device=device) < n_l).to(torch.float32),
             "stroke_batch": torch.arange(b, device=device).repeat_interleave(n_s * (_STROKE_VERTICES - 1)),
             "stroke_step": torch.arange(_STROKE_VERTICES - 1, device=device, dtype=torch.float32),
         }
-        if len(self._layouts) >= 8:  # a few image and batch sizes in use at a time
-            self._layouts.clear()
         self._layouts[key] = layout
+        while len(self._layouts) > _MAX_LAYOUTS:
+            try:
+                self._layouts.popitem(last=False)
+            except KeyError:  # emptied meanwhile by a call from another thread
+                break
         return layout
 
     def _segments(self, d: dict[str, torch.Tensor], spatial: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -388,7 +406,6 @@ class HoleMaskGenerator:
 
         # Free-form brush strokes: a random walk whose direction is the running sum of Gaussian turns.
         if n_s > 0:
-            nv = _STROKE_VERTICES
             direction = F.normalize(torch.cumsum(d["stroke_turn"], dim=2) + 1e-6, dim=-1)
             step = (0.05 + 0.15 * d["stroke_len"]) * side.mean()
             start = d["stroke_start"] * side
@@ -425,8 +442,8 @@ class HoleMaskGenerator:
         self, spans: dict[str, torch.Tensor], n_total: int, target: torch.Tensor, batch_size: int, spatial, generator
     ) -> torch.Tensor:
         """
-        Order field thresholded per sample at the target coverage, as int32 0 / 1. The field holds, per pixel, the smallest
-        quantised order value ``floor(value * _SUB_BINS)`` of the spans covering it (int32; the last bin
+        Order field thresholded per sample at the target coverage, as int32 0 / 1. The field holds, per pixel, the
+        smallest quantised order value ``floor(value * _SUB_BINS)`` of the spans covering it (int32; the last bin
         where none does), so a threshold j keeps exactly the primitives (and parts of one) drawn before j.
         """
         n_pix = math.prod(spatial)

@@ -159,3 +159,21 @@ def test_3d_oblique_integer_capsules_keep_end_ball_boundary_pixels(capsule, spat
     got = _render_capsules([capsule], spatial)
     want = _capsule_pixels_brute_force(*capsule, spatial)
     assert (got != want).sum() == 0
+
+
+@pytest.mark.parametrize("spatial", [(20, 18), (8, 7, 9)])
+def test_capsules_that_require_grad_give_the_same_spans_without_gradients(spatial):
+    rng = np.random.default_rng(4)
+    n, dims = 10, len(spatial)
+    seg = {
+        "p0": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
+        "p1": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
+        "radius": torch.as_tensor(rng.uniform(0.5, 3.0, n), dtype=torch.float32),
+        "batch": torch.zeros(n, dtype=torch.long),
+        "val0": torch.arange(n, dtype=torch.float32),
+        "val1": torch.arange(n, dtype=torch.float32) + 1,
+    }
+    plain = capsule_row_spans(seg, spatial)
+    tracked = capsule_row_spans({k: v.clone().requires_grad_(v.is_floating_point()) for k, v in seg.items()}, spatial)
+    for key in ("row", "x0", "x1", "value"):
+        assert torch.equal(tracked[key], plain[key]) and not tracked[key].requires_grad

@@ -152,3 +152,22 @@ def test_cached_layouts_do_not_leak_between_sizes_and_are_not_pickled():
     restored = pickle.loads(pickle.dumps(shared))
     assert restored._layouts == {}
     assert torch.equal(draw(restored, 2, (40, 36)), draw(shared, 2, (40, 36)))
+
+
+def test_changing_counts_or_coverage_after_use_draws_like_a_fresh_generator():
+    reused = HoleMaskGenerator((0.2, 0.3))
+    reused(2, (32, 32), generator=torch.Generator().manual_seed(0))
+    reused.n_lines, reused.coverage = (1, 40), None  # the cached layout of the first call no longer fits
+    fresh = HoleMaskGenerator(None, n_lines=(1, 40))
+    masks = [gen(2, (32, 32), generator=torch.Generator().manual_seed(1)) for gen in (reused, fresh)]
+    assert torch.equal(*masks)
+
+
+def test_generator_pickled_without_layout_cache_still_draws():
+    gen = HoleMaskGenerator(None)
+    state = gen.__getstate__()
+    del state["_layouts"]  # as pickled by versions before the cache
+    old = HoleMaskGenerator.__new__(HoleMaskGenerator)
+    old.__setstate__(state)
+    seed = torch.Generator().manual_seed(2)
+    assert torch.equal(old(2, (24, 20), generator=seed), gen(2, (24, 20), generator=torch.Generator().manual_seed(2)))
