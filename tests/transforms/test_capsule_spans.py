@@ -31,6 +31,20 @@ def _render_capsules(capsules, spatial) -> np.ndarray:
     return render_span_union(capsule_row_spans(seg, spatial), 1, spatial)[0].numpy().astype(bool)
 
 
+def _random_capsules(seed: int, n: int, spatial, n_batch: int) -> dict[str, torch.Tensor]:
+    """``n`` capsules anywhere in the image, radius 0.5-3, spread over ``n_batch`` samples, order values 0..n."""
+    rng = np.random.default_rng(seed)
+    dims = len(spatial)
+    return {
+        "p0": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
+        "p1": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
+        "radius": torch.as_tensor(rng.uniform(0.5, 3.0, n), dtype=torch.float32),
+        "batch": torch.as_tensor(rng.integers(0, n_batch, n)),
+        "val0": torch.arange(n, dtype=torch.float32),
+        "val1": torch.arange(n, dtype=torch.float32) + 1,
+    }
+
+
 def test_disc_and_horizontal_capsule_cover_hand_counted_pixels():
     # Disc of radius 3 on a pixel centre: lattice points with x^2 + y^2 <= 9 (Gauss circle count) = 29.
     assert _render_capsules([((10.0, 10.0), (10.0, 10.0), 3.0)], (21, 21)).sum() == 29
@@ -84,16 +98,8 @@ def test_row_interval_min_matches_per_pixel_minimum(dtype, width):
 
 @pytest.mark.parametrize("spatial", [(40, 36), (18, 16, 14)])
 def test_split_capsules_render_the_same_pixels_and_interpolate_order_values(spatial):
-    rng = np.random.default_rng(1)
-    n, dims = 12, len(spatial)
-    seg = {
-        "p0": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
-        "p1": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
-        "radius": torch.as_tensor(rng.uniform(0.5, 3.0, n), dtype=torch.float32),
-        "batch": torch.as_tensor(rng.integers(0, 2, n)),
-        "val0": torch.arange(n, dtype=torch.float32),
-        "val1": torch.arange(n, dtype=torch.float32) + 1,
-    }
+    n = 12
+    seg = _random_capsules(1, n, spatial, n_batch=2)
     whole = capsule_row_spans(seg, spatial)
     split = capsule_row_spans(seg, spatial, chunk_length=3.0)
     assert split["row"].numel() > whole["row"].numel()  # the pieces share rows at their joints
@@ -163,16 +169,7 @@ def test_3d_oblique_integer_capsules_keep_end_ball_boundary_pixels(capsule, spat
 
 @pytest.mark.parametrize("spatial", [(20, 18), (8, 7, 9)])
 def test_capsules_that_require_grad_give_the_same_spans_without_gradients(spatial):
-    rng = np.random.default_rng(4)
-    n, dims = 10, len(spatial)
-    seg = {
-        "p0": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
-        "p1": torch.as_tensor(rng.uniform(0, spatial, (n, dims)), dtype=torch.float32),
-        "radius": torch.as_tensor(rng.uniform(0.5, 3.0, n), dtype=torch.float32),
-        "batch": torch.zeros(n, dtype=torch.long),
-        "val0": torch.arange(n, dtype=torch.float32),
-        "val1": torch.arange(n, dtype=torch.float32) + 1,
-    }
+    seg = _random_capsules(4, 10, spatial, n_batch=1)
     plain = capsule_row_spans(seg, spatial)
     tracked = capsule_row_spans({k: v.clone().requires_grad_(v.is_floating_point()) for k, v in seg.items()}, spatial)
     for key in ("row", "x0", "x1", "value"):
