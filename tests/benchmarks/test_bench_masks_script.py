@@ -3,8 +3,12 @@ checked by running the benchmark itself, see docs/benchmarks.md)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import PROJECT_ROOT
 
@@ -24,3 +28,18 @@ def test_bench_masks_prints_a_row_and_a_ratio_per_coverage():
         assert "opencv loop (CPU): not measured" in out.stdout
     else:
         assert "ratio to the OpenCV loop" in out.stdout
+
+
+def test_fused_union_prototype_draws_the_generators_masks(tmp_path):
+    # compiles a small C++ extension (about 30 s): the prototype behind the CPU-target decision of issue #3, and
+    # an independent re-implementation of the row-span rasterisation that the generator's masks must match
+    if shutil.which("ninja") is None or shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("no C++ compiler or ninja on this machine: the prototype cannot be built")
+    script = PROJECT_ROOT / "benchmarks" / "bench_masks_fused_prototype.py"
+    args = ["--check-only", "--check-batches", "6", "--size", "96", "--batch-size", "4"]
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = next(line for line in out.stdout.splitlines() if line.startswith("pixels that differ"))
+    differ, total = (int(word) for word in line.split(":")[1].split(" of "))
+    assert total == 6 * 4 * 96 * 96 and differ <= 1e-4 * total
