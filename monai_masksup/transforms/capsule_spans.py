@@ -146,7 +146,11 @@ def capsule_row_spans(
         radius, batch = _take(radius, seg_id), _take(batch, seg_id)
     batch = batch.long()
     max_per_row = None
-    used = radius >= 0
+    # A capsule wholly left or right of the image gives only empty spans: it gets no rows (a quarter of the
+    # capsules of PConv-style masks, mostly chords of large arcs whose centre lies inside the image).
+    width = spatial[-1]
+    x_min, x_max = torch.minimum(q0[-1], q1[-1]), torch.maximum(q0[-1], q1[-1])
+    used = (radius >= 0) & (x_max + radius >= 0) & (x_min - radius <= width - 1)
     if device.type == "cpu":
         # capsules in use per sample (a weighted count, cheaper than selecting them)
         max_per_row = int(torch.bincount(batch, weights=used.to(torch.float32)).max()) if batch.numel() else 0
@@ -175,7 +179,6 @@ def capsule_row_spans(
     lohi, value = _capsule_row_interval(q0, q1, radius, offsets, bases, value, cap_id)
     # x0 = ceil(lo), x1 = floor(hi) clamped to the row, and x1 >= x0 - 1 so that an empty span puts its +1 and
     # -1 on the same cell of the union's difference array; both ends converted in one pass
-    width = spatial[-1]
     lo, hi = lohi.unbind(0)
     lo.clamp_(0, width).ceil_()
     torch.maximum(hi.clamp_(-1, width - 1).floor_(), lo - 1, out=hi)

@@ -174,3 +174,25 @@ def test_capsules_that_require_grad_give_the_same_spans_without_gradients(spatia
     tracked = capsule_row_spans({k: v.clone().requires_grad_(v.is_floating_point()) for k, v in seg.items()}, spatial)
     for key in ("row", "x0", "x1", "value"):
         assert torch.equal(tracked[key], plain[key]) and not tracked[key].requires_grad
+
+
+@pytest.mark.parametrize("spatial", [(12, 10), (6, 12, 10)])
+def test_capsules_beside_the_image_get_no_spans_and_edge_pixels_are_kept(spatial):
+    # Capsules wholly left or right of the image are dropped before their rows are enumerated; one that reaches
+    # a border pixel exactly (distance = r) keeps it.
+    lead = (5.0,) * (len(spatial) - 1)
+    width = spatial[-1]
+    beside = [((*lead, -2.01), (*lead, -2.01), 2.0), ((*lead, width + 1.5), (*lead, width + 3.0), 2.4)]
+    seg = {
+        "p0": torch.tensor([c[0] for c in beside]),
+        "p1": torch.tensor([c[1] for c in beside]),
+        "radius": torch.tensor([c[2] for c in beside]),
+        "batch": torch.zeros(2),
+    }
+    assert capsule_row_spans(seg, spatial, with_values=False)["row"].numel() == 0
+    touching = [((*lead, -2.0), (*lead, -3.0), 2.0), ((*lead, width + 1.0), (*lead, width + 1.0), 2.0)]
+    got = _render_capsules(touching, spatial)
+    want = np.zeros(spatial, bool)
+    row = tuple(int(c) for c in lead)
+    want[row + (0,)] = want[row + (width - 1,)] = True
+    np.testing.assert_array_equal(got, want)
