@@ -238,7 +238,7 @@ def _capsule_row_interval(
     if dims == 2:
         # the leading direction is the sign of d_y (e along it); r_row = r
         sign = torch.where(d[0] < 0, -1.0, 1.0)
-        cols += [sign, torch.addcmul(unbounded, r, inv_lead), torch.addcmul(toward_end, r, slope_c)]
+        cols += [sign, torch.addcmul(toward_end, r, slope_c)]
     else:
         # unit leading direction (0 for a segment parallel to the rows: then e_par = 0 and rho = |e|)
         unit = [torch.where(parallel, 0.0, c * inv_lead) for c in d[:-1]]
@@ -250,10 +250,10 @@ def _capsule_row_interval(
     e = [o + b for o, b in zip(offsets, g[5 : 4 + dims])]
     rest = g[4 + dims :]
     if dims == 2:
-        sign, q, c = rest[:3]
+        sign, c = rest[:2]
         e_par = e[0] * sign
         row_r2 = gr2
-        empty = None
+        empty = q = None
     else:
         ux, uy, gslope, gunbounded, gtoward, gd0, gd1 = rest[:7]
         e_par = torch.addcmul(e[0] * ux, e[1], uy)
@@ -265,14 +265,20 @@ def _capsule_row_interval(
         c = torch.addcmul(gtoward, row_r, gslope)
     p = e_par * ginv
     signs = _pair_signs(p)
-    t_min = (p - q).clamp_(min=0)
-    t_max = (p + q).clamp_(max=1)
-    if empty is not None:
-        # In 3D a row of the bounding box can miss the capsule (t range empty); in 2D every such row meets it.
-        empty = empty + _far(t_max - t_min + 1e-6)  # a row exactly r from an end rounds either way
     # (2, S): the t of the lower and of the upper end of the interval, and below the ends themselves
-    # (in place where a buffer is free: fewer fresh pages to fault in)
-    t = torch.addcmul(p, signs, c).clamp_(t_min, t_max)
+    # (in place where a buffer is free: fewer fresh pages to fault in). The stationary points p -+ c lie in
+    # the t range [p - q, p + q] where the ball meets the row (|c| <= q: |dx| <= |d|), so clamping them to
+    # that range and to [0, 1] is clamping them to [0, 1] alone whenever the range meets [0, 1], which it does
+    # for every row of the bounding box in 2D.
+    t = torch.addcmul(p, signs, c)
+    if q is None:
+        t.clamp_(0, 1)
+    else:
+        t_min = (p - q).clamp_(min=0)
+        t_max = (p + q).clamp_(max=1)
+        # In 3D a row of the bounding box can miss the capsule (t range empty).
+        empty = empty + _far(t_max - t_min + 1e-6)  # a row exactly r from an end rounds either way
+        t.clamp_(t_min, t_max)
     w = torch.addcmul(e_par, t, glead, value=-1)  # u, the offset along the leading direction
     # w = sqrt(r_row^2 - u^2) away from 0, whose sqrt is several times slower on CPU; a tangent row keeps its
     # single pixel
