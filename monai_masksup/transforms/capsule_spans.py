@@ -19,6 +19,9 @@ __all__ = ["capsule_row_spans", "render_span_union", "row_interval_min", "span_u
 
 # Offset that pushes an empty piece of a row interval beyond any image (lo + _FAR > hi - _FAR).
 _FAR = 1e9
+# Integers below this are exact in float32: span, row and pixel indices of 2D batches are formed in float32
+# when they stay below it.
+_FLOAT_INDEX_LIMIT = 2**24
 
 
 def _take(column: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -97,7 +100,11 @@ def row_interval_min(
 
 @torch.no_grad()
 def capsule_row_spans(
-    seg: dict[str, torch.Tensor], spatial: tuple[int, ...], chunk_length: float | None = None, with_values: bool = True
+    seg: dict[str, torch.Tensor],
+    spatial: tuple[int, ...],
+    chunk_length: float | None = None,
+    with_values: bool = True,
+    union_cells: bool = False,
 ) -> dict[str, torch.Tensor | int | None]:
     """
     Intersect every capsule (all points within ``radius`` of the segment ``p0``-``p1``) with the image rows
@@ -111,15 +118,19 @@ def capsule_row_spans(
         spatial: (H, W) or (H, W, D) of the masks.
         chunk_length: split capsules longer than this into exact sub-capsules (``None``: no splitting).
         with_values: also return the order value of every span (``value`` is ``None`` otherwise).
+        union_cells: return the spans as the cells of the union's difference array (``cells``) instead of
+            ``row``, ``x0``, ``x1``: all :func:`span_union_indicator` needs, in fewer passes.
 
     Raises:
         ValueError: when ``with_values`` is set and ``seg`` has no ``val0``.
 
     Returns:
         per span: ``row`` (flat index of (batch, leading coordinates)), ``x0``, ``x1`` (inclusive pixel range on
-        the last axis; empty when ``x1 < x0``) and ``value`` (order value at the start of the (sub-)capsule);
-        and ``max_per_row``, an upper bound of the spans in one row (the most capsules of one sample; computed
-        on CPU only, where it picks the uint8 union, and ``None`` elsewhere to spare a device sync).
+        the last axis; empty when ``x1 < x0``), or with ``union_cells`` instead ``cells`` (2, S): the flat
+        pixel indices ``row * W + x0`` and ``row * W + x1 + 1``; ``value`` (order value at the start of the
+        (sub-)capsule); and ``max_per_row``, an upper bound of the spans in one row (the most capsules of one
+        sample; computed on CPU only, where it picks the uint8 union, and ``None`` elsewhere to spare a device
+        sync).
     """
     dims = len(spatial)
     # Per-capsule columns stay strided views: they are short, and every per-span column is gathered anew.
@@ -163,27 +174,71 @@ def capsule_row_spans(
         lo.append(lo_k)
         extent.append(torch.where(used, hi_k - lo_k + 1, 0.0).clamp(min=0).long())
     n_rows = extent[0] if dims == 2 else extent[0] * extent[1]
-    # Index of each span within its capsule: a small integer, exact in float32 whatever the number of spans.
-    cap_id, local = _expand_groups(n_rows)
-    if dims == 2:
-        row = local + _take(batch * spatial[0] + lo[0].long(), cap_id)
-        offsets = [local.float()]
-        bases = [lo[0] - q0[0]]
+    cols = _interval_columns(q0, q1, radius)
+    n_cols = len(cols)
+    total = int(n_rows.sum())
+    cap_id = torch.repeat_interleave(n_rows, output_size=total)
+    # 2D images of up to 2^24 pixels (all masks of the batch together) count spans, rows and pixels exactly in
+    # float32: the span's index within its capsule and its row come out of the one gather of per-capsule
+    # columns, and the union's cells are formed before the single integer conversion.
+    fast = dims == 2 and 0 < total < _FLOAT_INDEX_LIMIT
+    fast = fast and (int(batch.max()) + 1) * spatial[0] * (width + 1) < _FLOAT_INDEX_LIMIT
+    if fast:
+        first = torch.cumsum(n_rows, 0).sub_(n_rows)
+        row_start = batch * spatial[0] + lo[0].long()
+        cols += [lo[0] - q0[0], first.to(torch.float32), row_start.to(torch.float32)]
     else:
-        e1 = _take(extent[1], cap_id)
-        yz = [local // e1, local % e1]
-        start = (batch * spatial[0] + lo[0].long()) * spatial[1] + lo[1].long()
-        row = _take(start, cap_id) + yz[0] * spatial[1] + yz[1]
-        offsets = [c.float() for c in yz]
-        bases = [lo[0] - q0[0], lo[1] - q0[1]]
-    lohi, value = _capsule_row_interval(q0, q1, radius, offsets, bases, value, cap_id)
+        local = torch.arange(total, device=device) - _take(torch.cumsum(n_rows, 0) - n_rows, cap_id)
+        if dims == 2:
+            row = local + _take(batch * spatial[0] + lo[0].long(), cap_id)
+            offsets = [local.float()]
+            cols += [lo[0] - q0[0]]
+        else:
+            e1 = _take(extent[1], cap_id)
+            yz = [local // e1, local % e1]
+            start = (batch * spatial[0] + lo[0].long()) * spatial[1] + lo[1].long()
+            row = _take(start, cap_id) + yz[0] * spatial[1] + yz[1]
+            offsets = [c.float() for c in yz]
+            cols += [lo[0] - q0[0], lo[1] - q0[1]]
+    if value is not None:
+        cols.append(value)
+    # every per-capsule column gathered per span by one index_select
+    g = list(torch.stack(cols).index_select(1, cap_id).unbind(0))
+    if value is not None:
+        value = g.pop()
+    if fast:
+        base, first_g, row_g = g[n_cols:]
+        local = torch.arange(total, device=device, dtype=torch.float32).sub_(first_g)
+        e = [local + base]
+        row_f = row_g.add_(local)
+    else:
+        e = [o + b for o, b in zip(offsets, g[n_cols:])]
+    lohi = _interval_ends(g[:n_cols], e)
     # x0 = ceil(lo), x1 = floor(hi) clamped to the row, and x1 >= x0 - 1 so that an empty span puts its +1 and
     # -1 on the same cell of the union's difference array; both ends converted in one pass
-    lo, hi = lohi.unbind(0)
-    lo.clamp_(0, width).ceil_()
-    torch.maximum(hi.clamp_(-1, width - 1).floor_(), lo - 1, out=hi)
+    lo_x, hi_x = lohi.unbind(0)
+    lo_x.clamp_(0, width).ceil_()
+    hi_x.clamp_(-1, width - 1).floor_()
+    out: dict[str, torch.Tensor | int | None] = {"value": value, "max_per_row": max_per_row}
+    if fast and union_cells:
+        # cells x0 and x1 + 1 = max(floor(hi) + 1, x0), offset by row * W, exact in float32 here
+        torch.maximum(hi_x.add_(1), lo_x, out=hi_x)
+        out["cells"] = lohi.add_(row_f, alpha=width).long()
+        return out
+    torch.maximum(hi_x, lo_x - 1, out=hi_x)
     x01 = lohi.long()
-    return {"row": row, "x0": x01[0], "x1": x01[1], "value": value, "max_per_row": max_per_row}
+    if fast:
+        row = row_f.long()
+    if union_cells:
+        out["cells"] = _union_cells(row, x01[0], x01[1], width)
+    else:
+        out.update(row=row, x0=x01[0], x1=x01[1])
+    return out
+
+
+def _union_cells(row: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor, width: int) -> torch.Tensor:
+    """(2, S) flat difference-array cells ``row * width + x0`` and ``row * width + x1 + 1`` of the spans."""
+    return torch.stack([x0, x1 + 1]).add_(row, alpha=width)
 
 
 def _pair_signs(like: torch.Tensor) -> torch.Tensor:
@@ -192,28 +247,11 @@ def _pair_signs(like: torch.Tensor) -> torch.Tensor:
     return torch.arange(-1, 2, 2, dtype=like.dtype, device=like.device).view(2, 1)
 
 
-def _capsule_row_interval(
-    q0: list[torch.Tensor],
-    q1: list[torch.Tensor],
-    r: torch.Tensor,
-    offsets: list[torch.Tensor],
-    bases: list[torch.Tensor],
-    value: torch.Tensor | None,
-    cap_id: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _interval_columns(q0: list[torch.Tensor], q1: list[torch.Tensor], r: torch.Tensor) -> list[torch.Tensor]:
     """
-    Interval of x where the point (y, x) lies within ``r`` of segment q0-q1 (``q0``, ``q1``: lists of D
-    coordinate columns and ``r`` per capsule); the row of each span has leading coordinates
-    ``q0[:-1] + offsets + bases[cap_id]`` (``offsets`` per span, ``bases`` per capsule). Returns ``(2, S)``
-    rows ``lo``, ``hi`` per span (empty: ``lo > hi``) and ``value[cap_id]`` (``None`` when ``value`` is ``None``).
-
-    With P(t) = q0 + t (q1 - q0), t in [0, 1], the row meets the ball of radius r around P(t) in
-    ``x(t) +- w(t)``, w(t) = sqrt(r_row^2 - u(t)^2), where u(t) = e - t |d_lead| is the offset of the row from
-    P(t) along the segment's leading direction and r_row^2 = r^2 - rho^2 removes the row's distance rho across
-    it (rho = 0 in 2D). x(t) - w(t) is convex and x(t) + w(t) concave in t, so ``lo`` and ``hi`` are taken at
-    their stationary points, u = +-r_row dx / |d|, clamped to the t where the ball meets the row
-    (|u| <= r_row) and to [0, 1]: a handful of elementwise passes per span, with no case split between the
-    cylinder and the end balls. Every per-capsule column is gathered per span by one ``index_select``.
+    Per-capsule columns of the row-interval formula of :func:`_interval_ends` (``q0``, ``q1``: lists of D
+    coordinate columns of the segment ends, ``r`` the radius per capsule): 2D ``x0, dx, lead, inv_lead, r^2,
+    sign, c``, 3D ``x0, dx, lead, inv_lead, r^2, unit_y, unit_z, slope, unbounded, toward_end, d_y, d_z``.
     """
     dims = len(q0)
     d = [b - a for a, b in zip(q0, q1)]
@@ -234,28 +272,41 @@ def _capsule_row_interval(
     unbounded = torch.where(parallel, 1e12, 0.0)
     lead = torch.where(parallel, 0.0, lead)
     toward_end = unbounded * torch.sign(dx)
-    cols = [x0, dx, lead, inv_lead, r2, *bases]
+    cols = [x0, dx, lead, inv_lead, r2]
     if dims == 2:
         # the leading direction is the sign of d_y (e along it); r_row = r
         sign = torch.where(d[0] < 0, -1.0, 1.0)
-        cols += [sign, torch.addcmul(toward_end, r, slope_c)]
-    else:
-        # unit leading direction (0 for a segment parallel to the rows: then e_par = 0 and rho = |e|)
-        unit = [torch.where(parallel, 0.0, c * inv_lead) for c in d[:-1]]
-        cols += [*unit, slope_c, unbounded, toward_end, *d[:-1]]
-    if value is not None:
-        cols.append(value)
-    g = list(torch.stack(cols).index_select(1, cap_id).unbind(0))
+        return cols + [sign, torch.addcmul(toward_end, r, slope_c)]
+    # unit leading direction (0 for a segment parallel to the rows: then e_par = 0 and rho = |e|)
+    unit = [torch.where(parallel, 0.0, c * inv_lead) for c in d[:-1]]
+    return cols + [*unit, slope_c, unbounded, toward_end, *d[:-1]]
+
+
+def _interval_ends(g: list[torch.Tensor], e: list[torch.Tensor]) -> torch.Tensor:
+    """
+    Interval of x where the point (y, x) of a row lies within ``r`` of its capsule's segment q0-q1: ``g`` are the
+    columns of :func:`_interval_columns` gathered per span, ``e`` the offsets of the span's row from q0 along
+    the leading axes (D - 1 columns per span). Returns ``(2, S)`` rows ``lo``, ``hi`` per span (empty:
+    ``lo > hi``).
+
+    With P(t) = q0 + t (q1 - q0), t in [0, 1], the row meets the ball of radius r around P(t) in
+    ``x(t) +- w(t)``, w(t) = sqrt(r_row^2 - u(t)^2), where u(t) = e - t |d_lead| is the offset of the row from
+    P(t) along the segment's leading direction and r_row^2 = r^2 - rho^2 removes the row's distance rho across
+    it (rho = 0 in 2D). x(t) - w(t) is convex and x(t) + w(t) concave in t, so ``lo`` and ``hi`` are taken at
+    their stationary points, u = +-r_row dx / |d|, clamped to the t where the ball meets the row
+    (|u| <= r_row) and to [0, 1]: a handful of elementwise passes per span, with no case split between the
+    cylinder and the end balls.
+    """
+    dims = len(e) + 1
     gx0, gdx, glead, ginv, gr2 = g[:5]
-    e = [o + b for o, b in zip(offsets, g[5 : 4 + dims])]
-    rest = g[4 + dims :]
+    rest = g[5:]
     if dims == 2:
-        sign, c = rest[:2]
+        sign, c = rest
         e_par = e[0] * sign
         row_r2 = gr2
         empty = q = None
     else:
-        ux, uy, gslope, gunbounded, gtoward, gd0, gd1 = rest[:7]
+        ux, uy, gslope, gunbounded, gtoward, gd0, gd1 = rest
         e_par = torch.addcmul(e[0] * ux, e[1], uy)
         # r_row^2 = r^2 - rho^2 = r^2 - |e|^2 + e_par^2
         row_r2 = torch.addcmul(torch.addcmul(gr2, e[0], e[0], value=-1).addcmul_(e[1], e[1], value=-1), e_par, e_par)
@@ -297,7 +348,7 @@ def _capsule_row_interval(
             half = _half_width(ball)
             torch.minimum(lo, end_x - half, out=lo)
             torch.maximum(hi, end_x + half, out=hi)
-    return lohi, (g[-1] if value is not None else None)
+    return lohi
 
 
 def render_span_union(spans: dict, batch_size: int, spatial: tuple[int, ...]) -> torch.Tensor:
@@ -322,19 +373,21 @@ def span_union_indicator(spans: dict, batch_size: int, spatial: tuple[int, ...])
     """
     n_pix = batch_size * math.prod(spatial)
     width = spatial[-1]
-    row, x0, x1 = spans["row"], spans["x0"], spans["x1"]
     # Row-major difference array over all masks with one spare cell at the end: a span ending on the last
     # pixel of a row puts its -1 on the next row's first cell, which is right for one running sum over the
     # whole array because every row's differences sum to 0 (an empty span puts +1 and -1 on the same cell).
-    index = torch.stack([x0, x1 + 1]).add_(row, alpha=width).view(-1)
+    cells = spans.get("cells")
+    if cells is None:
+        cells = _union_cells(spans["row"], spans["x0"], spans["x1"], width)
+    index = cells.view(-1)
     # The running sum is the number of spans covering a pixel, at most the spans of its row: below 256,
     # uint8 is exact (the negative differences wrap modulo 256 and cancel) and its scatter, cumulative
     # sum and conversion are about twice as fast as float32's on CPU. Other devices keep float32 (no
     # reliance on uint8 atomics), whose running sums are small integers and so exact.
     small = spans["max_per_row"] is not None and spans["max_per_row"] < 256
     dtype = torch.uint8 if small else torch.float32
-    step = torch.ones(2, row.numel(), dtype=dtype, device=row.device)
+    step = torch.ones(cells.shape, dtype=dtype, device=cells.device)
     step[1] = 255 if small else -1
-    diff = torch.zeros(n_pix + 1, dtype=dtype, device=row.device)
+    diff = torch.zeros(n_pix + 1, dtype=dtype, device=cells.device)
     diff.scatter_add_(0, index, step.view(-1))
     return diff.cumsum_(dim=0)[:n_pix].clamp_(max=1).view(batch_size, *spatial)

@@ -210,8 +210,9 @@ class HoleMaskGenerator:
         if gen_device != device:
             draws = {k: v.to(device) for k, v in draws.items()}
         segments = self._segments(draws, spatial)
-        spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), self.coverage is not None)
-        if self.coverage is None:
+        raw = self.coverage is None
+        spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), not raw, union_cells=raw)
+        if raw:
             return span_union_indicator(spans, batch_size, spatial)
         n_total = sum(self._slots(spatial))
         return self._render_controlled(spans, n_total, draws["target"], batch_size, spatial, generator)

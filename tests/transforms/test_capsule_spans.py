@@ -196,3 +196,28 @@ def test_capsules_beside_the_image_get_no_spans_and_edge_pixels_are_kept(spatial
     row = tuple(int(c) for c in lead)
     want[row + (0,)] = want[row + (width - 1,)] = True
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("spatial", [(40, 36), (18, 16, 14)])
+@pytest.mark.parametrize("float_indices", [True, False])
+def test_union_cells_and_the_float32_index_path_give_the_same_spans(spatial, float_indices, monkeypatch):
+    # 2D batches below 2^24 pixels form span, row and pixel indices in float32; the int64 path (3D, or forced
+    # here by a zero limit) must give the same spans, and `union_cells` the same difference-array cells.
+    from monai_masksup.transforms import capsule_spans
+
+    seg = _random_capsules(5, 40, spatial, n_batch=3)
+    seg["radius"][::7] = -1.0  # unused capsules among them
+    if not float_indices:
+        monkeypatch.setattr(capsule_spans, "_FLOAT_INDEX_LIMIT", 0)
+    spans = capsule_row_spans(seg, spatial, chunk_length=5.0)
+    cells = capsule_row_spans(seg, spatial, chunk_length=5.0, union_cells=True)
+    assert set(cells) == {"cells", "value", "max_per_row"} and cells["cells"].dtype == torch.int64
+    width = spatial[-1]
+    want = torch.stack([spans["row"] * width + spans["x0"], spans["row"] * width + spans["x1"] + 1])
+    assert torch.equal(cells["cells"], want)
+    assert torch.equal(cells["value"], spans["value"])
+    assert torch.equal(render_span_union(cells, 3, spatial), render_span_union(spans, 3, spatial))
+    monkeypatch.undo()
+    reference = capsule_row_spans(seg, spatial, chunk_length=5.0)
+    for key in ("row", "x0", "x1", "value"):
+        assert torch.equal(spans[key], reference[key]), key
