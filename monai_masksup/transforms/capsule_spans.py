@@ -250,8 +250,9 @@ def _pair_signs(like: torch.Tensor) -> torch.Tensor:
 def _interval_columns(q0: list[torch.Tensor], q1: list[torch.Tensor], r: torch.Tensor) -> list[torch.Tensor]:
     """
     Per-capsule columns of the row-interval formula of :func:`_interval_ends` (``q0``, ``q1``: lists of D
-    coordinate columns of the segment ends, ``r`` the radius per capsule): 2D ``x0, dx, lead, inv_lead, r^2,
-    sign, c``, 3D ``x0, dx, lead, inv_lead, r^2, unit_y, unit_z, slope, unbounded, toward_end, d_y, d_z``.
+    coordinate columns of the segment ends, ``r`` the radius per capsule): 2D ``x0, dx, s lead, s / lead, r^2,
+    c`` (s: the sign of d_y), 3D ``x0, dx, lead, 1 / lead, r^2, unit_y, unit_z, slope, unbounded, toward_end,
+    d_y, d_z``.
     """
     dims = len(q0)
     d = [b - a for a, b in zip(q0, q1)]
@@ -272,14 +273,15 @@ def _interval_columns(q0: list[torch.Tensor], q1: list[torch.Tensor], r: torch.T
     unbounded = torch.where(parallel, 1e12, 0.0)
     lead = torch.where(parallel, 0.0, lead)
     toward_end = unbounded * torch.sign(dx)
-    cols = [x0, dx, lead, inv_lead, r2]
     if dims == 2:
-        # the leading direction is the sign of d_y (e along it); r_row = r
+        # The leading direction is the sign s of d_y, e_par = s e and r_row = r. The formula needs e_par only
+        # as p = e_par / |d_y| and through u^2 = (e_par - t |d_y|)^2 = (e - t s |d_y|)^2, so the signed lead
+        # s |d_y| and s / |d_y| stand in for |d_y| and 1 / |d_y| (bit for bit: s is +-1).
         sign = torch.where(d[0] < 0, -1.0, 1.0)
-        return cols + [sign, torch.addcmul(toward_end, r, slope_c)]
+        return [x0, dx, lead * sign, inv_lead * sign, r2, torch.addcmul(toward_end, r, slope_c)]
     # unit leading direction (0 for a segment parallel to the rows: then e_par = 0 and rho = |e|)
     unit = [torch.where(parallel, 0.0, c * inv_lead) for c in d[:-1]]
-    return cols + [*unit, slope_c, unbounded, toward_end, *d[:-1]]
+    return [x0, dx, lead, inv_lead, r2, *unit, slope_c, unbounded, toward_end, *d[:-1]]
 
 
 def _interval_ends(g: list[torch.Tensor], e: list[torch.Tensor]) -> torch.Tensor:
@@ -301,8 +303,8 @@ def _interval_ends(g: list[torch.Tensor], e: list[torch.Tensor]) -> torch.Tensor
     gx0, gdx, glead, ginv, gr2 = g[:5]
     rest = g[5:]
     if dims == 2:
-        sign, c = rest
-        e_par = e[0] * sign
+        (c,) = rest
+        e_par = e[0]  # with the signed lead and inverse lead, see _interval_columns
         row_r2 = gr2
         empty = q = None
     else:
