@@ -1,7 +1,8 @@
 """
 Prototype, not part of the package: how fast would raw hole masks be with the row-span rasterisation as one
-compiled CPU loop instead of ~30 eager tensor passes? Evidence for the open decision on issue #3 (the CPU
-target at batches of 16), nothing more.
+compiled CPU loop instead of ~20 eager tensor passes? It was evidence for a decision on issue #3 (the CPU target
+at batches of 16), which the eager generator now meets by the median (docs/benchmarks.md); it stays as an
+independent re-implementation of the row spans that the tests compare the generator against.
 
 The parameter draws and the capsule segments stay ``HoleMaskGenerator``'s own (torch); only
 ``capsule_row_spans`` + ``render_span_union`` are replaced by a C++ loop (``torch.utils.cpp_extension.load_inline``)
