@@ -19,6 +19,8 @@ __all__ = ["capsule_row_spans", "render_span_union", "row_interval_min", "span_u
 
 # Offset that pushes an empty piece of a row interval beyond any image (lo + _FAR > hi - _FAR).
 _FAR = 1e9
+# Capsules that miss the image's first or last column by less than this many pixels are not culled.
+_CULL_MARGIN = 1e-3
 # Integers below this are exact in float32: span, row and pixel indices of 2D batches are formed in float32
 # when they stay below it.
 _FLOAT_INDEX_LIMIT = 2**24
@@ -105,6 +107,7 @@ def capsule_row_spans(
     chunk_length: float | None = None,
     with_values: bool = True,
     union_cells: bool = False,
+    batch_size: int | None = None,
 ) -> dict[str, torch.Tensor | int | None]:
     """
     Intersect every capsule (all points within ``radius`` of the segment ``p0``-``p1``) with the image rows
@@ -120,6 +123,8 @@ def capsule_row_spans(
         with_values: also return the order value of every span (``value`` is ``None`` otherwise).
         union_cells: return the spans as the cells of the union's difference array (``cells``) instead of
             ``row``, ``x0``, ``x1``: all :func:`span_union_indicator` needs, in fewer passes.
+        batch_size: number of masks (more than the largest ``batch`` index); taken from ``batch`` when ``None``,
+            which costs a host sync on GPU.
 
     Raises:
         ValueError: when ``with_values`` is set and ``seg`` has no ``val0``.
@@ -158,10 +163,12 @@ def capsule_row_spans(
     batch = batch.long()
     max_per_row = None
     # A capsule wholly left or right of the image gives only empty spans: it gets no rows (a quarter of the
-    # capsules of PConv-style masks, mostly chords of large arcs whose centre lies inside the image).
+    # capsules of PConv-style masks, mostly chords of large arcs whose centre lies inside the image). One that
+    # misses the border pixels by less than _CULL_MARGIN is kept, so that the interval formula's own rounding
+    # decides about them, as it does everywhere else.
     width = spatial[-1]
     x_min, x_max = torch.minimum(q0[-1], q1[-1]), torch.maximum(q0[-1], q1[-1])
-    used = (radius >= 0) & (x_max + radius >= 0) & (x_min - radius <= width - 1)
+    used = (radius >= 0) & (x_max + radius >= -_CULL_MARGIN) & (x_min - radius <= width - 1 + _CULL_MARGIN)
     if device.type == "cpu":
         # capsules in use per sample (a weighted count, cheaper than selecting them)
         max_per_row = int(torch.bincount(batch, weights=used.to(torch.float32)).max()) if batch.numel() else 0
@@ -182,7 +189,8 @@ def capsule_row_spans(
     # float32: the span's index within its capsule and its row come out of the one gather of per-capsule
     # columns, and the union's cells are formed before the single integer conversion.
     fast = dims == 2 and 0 < total < _FLOAT_INDEX_LIMIT
-    fast = fast and (int(batch.max()) + 1) * spatial[0] * (width + 1) < _FLOAT_INDEX_LIMIT
+    n_batch = int(batch.max()) + 1 if batch_size is None else int(batch_size)
+    fast = fast and n_batch * spatial[0] * (width + 1) < _FLOAT_INDEX_LIMIT
     if fast:
         first = torch.cumsum(n_rows, 0).sub_(n_rows)
         row_start = batch * spatial[0] + lo[0].long()
@@ -278,7 +286,12 @@ def _interval_columns(q0: list[torch.Tensor], q1: list[torch.Tensor], r: torch.T
         # as p = e_par / |d_y| and through u^2 = (e_par - t |d_y|)^2 = (e - t s |d_y|)^2, so the signed lead
         # s |d_y| and s / |d_y| stand in for |d_y| and 1 / |d_y| (bit for bit: s is +-1).
         sign = torch.where(d[0] < 0, -1.0, 1.0)
-        return [x0, dx, lead * sign, inv_lead * sign, r2, torch.addcmul(toward_end, r, slope_c)]
+        # |c| <= q holds exactly, not only up to rounding (a segment almost along the rows has a huge q, whose
+        # last bit would otherwise move the end of a tangent row by pixels), so that t can be clamped to
+        # [0, 1] alone in _interval_ends
+        q = torch.addcmul(unbounded, r, inv_lead)
+        c = torch.addcmul(toward_end, r, slope_c).clamp_(-q, q)
+        return [x0, dx, lead * sign, inv_lead * sign, r2, c]
     # unit leading direction (0 for a segment parallel to the rows: then e_par = 0 and rho = |e|)
     unit = [torch.where(parallel, 0.0, c * inv_lead) for c in d[:-1]]
     return [x0, dx, lead, inv_lead, r2, *unit, slope_c, unbounded, toward_end, *d[:-1]]

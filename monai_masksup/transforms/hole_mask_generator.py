@@ -211,7 +211,8 @@ class HoleMaskGenerator:
             draws = {k: v.to(device) for k, v in draws.items()}
         segments = self._segments(draws, spatial)
         raw = self.coverage is None
-        spans = capsule_row_spans(segments, spatial, self._chunk_length(len(spatial)), not raw, union_cells=raw)
+        chunk = self._chunk_length(len(spatial))
+        spans = capsule_row_spans(segments, spatial, chunk, not raw, union_cells=raw, batch_size=batch_size)
         if raw:
             return span_union_indicator(spans, batch_size, spatial)
         n_total = sum(self._slots(spatial))

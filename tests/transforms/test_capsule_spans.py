@@ -221,3 +221,29 @@ def test_union_cells_and_the_float32_index_path_give_the_same_spans(spatial, flo
     reference = capsule_row_spans(seg, spatial, chunk_length=5.0)
     for key in ("row", "x0", "x1", "value"):
         assert torch.equal(spans[key], reference[key]), key
+
+
+def test_tangent_row_of_a_segment_almost_along_the_rows_stays_one_pixel():
+    # |d_y| = 4.3e-6: the t range of a row is about +-7e5 wide, whose last bit (0.0625) used to be able to move
+    # the end of the tangent row (exactly r from the end (3, 19)) by 0.0625 |dx| = 7 pixels.
+    p0, p1, radius, spatial = (3.0, 19.0), (3.000004291534424, -99.84916687011719), 3.0, (17, 64)
+    got = _render_capsules([(p0, p1, radius)], spatial)
+    assert np.flatnonzero(got[0]).tolist() == [19]
+    want = _capsule_pixels_brute_force(p0, p1, radius, spatial)
+    assert (got != want).sum() == 0
+
+
+@pytest.mark.parametrize("x", [-5e-7, 9 + 5e-7])
+def test_capsules_a_rounding_error_beside_the_image_are_kept_like_any_other(x):
+    # A point (radius 0) 5e-7 px beside the first or last column: within the formula's 1e-6 tolerance, as in
+    # the middle of the image, so the culling must not drop it.
+    got = _render_capsules([((3.0, x), (3.0, x), 0.0)], (7, 10))
+    inside = _render_capsules([((3.0, 4 + 5e-7), (3.0, 4 + 5e-7), 0.0)], (7, 10))
+    assert got.sum() == inside.sum() == 1 and got[3, round(x)]
+
+
+def test_batch_size_argument_gives_the_same_spans():
+    seg = _random_capsules(6, 30, (30, 40), n_batch=4)
+    plain = capsule_row_spans(seg, (30, 40), union_cells=True)
+    given = capsule_row_spans(seg, (30, 40), union_cells=True, batch_size=4)
+    assert torch.equal(plain["cells"], given["cells"]) and torch.equal(plain["value"], given["value"])
