@@ -11,6 +11,7 @@ Usage::
     python benchmarks/bench_masks.py                      # batches of 16 at 224 x 224, CPU (+ GPU if present)
     python benchmarks/bench_masks.py --repeats 50 --threads 2
     python benchmarks/bench_masks.py --train-step         # + share of mask generation in one MaskSup step
+    python benchmarks/bench_masks.py --per-sample         # + RandHoleMaskd per sample, draw_batch 1 and 16
 
 ``--train-step`` measures the time of drawing the hole masks of a batch of 8 at 224 x 224 (default "high"
 coverage) against one ``MaskSupTrainer`` iteration (clean + masked forward, MaskSup loss, backward, SGD step)
@@ -223,6 +224,27 @@ def bench_train_step(args) -> None:
     print(f"share of mask generation: {100 * mask / step:.2f} % (target <= 5 %)")
 
 
+def bench_per_sample(args) -> None:
+    """Per-sample cost of ``RandHoleMaskd`` on a (3, size, size) image, as in a data loader, by ``draw_batch``."""
+    from monai_masksup.transforms import RandHoleMaskd
+
+    print(f"\nRandHoleMaskd per sample, (3, {args.size}, {args.size}) float32 image, {args.repeats} calls")
+    print(f"{'coverage':10s} {'draw_batch':>10s} {'ms / sample':>12s}")
+    image = {"image": torch.rand(3, args.size, args.size)}
+    for coverage in args.coverage:
+        for draw_batch in (1, args.batch_size):
+            cov = None if coverage == "none" else coverage
+            transform = RandHoleMaskd(coverage=cov, draw_batch=draw_batch).set_random_state(0)
+            # whole draws only: a multiple of draw_batch calls, after one draw of warm-up
+            n = max(args.repeats // draw_batch, 1) * draw_batch
+            for _ in range(draw_batch):
+                transform(image)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                transform(image)
+            print(f"{coverage:10s} {draw_batch:10d} {(time.perf_counter() - t0) / n * 1e3:12.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -238,6 +260,11 @@ def main() -> None:
         help="also measure the share of mask generation in one MaskSupTrainer step (batch 8, 224 x 224)",
     )
     parser.add_argument("--train-steps", type=int, default=3, help="timed MaskSup steps for --train-step")
+    parser.add_argument(
+        "--per-sample",
+        action="store_true",
+        help="also time RandHoleMaskd per sample with draw_batch 1 and --batch-size (masks drawn ahead)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -247,6 +274,8 @@ def main() -> None:
     bench_generation(args)
     if args.train_step:
         bench_train_step(args)
+    if args.per_sample:
+        bench_per_sample(args)
 
 
 if __name__ == "__main__":

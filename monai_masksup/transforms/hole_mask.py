@@ -77,8 +77,13 @@ class RandHoleMask(RandomizableTransform):
     "Masked Supervised Learning for Semantic Segmentation", BMVC 2022), built on the irregular masks of
     Liu et al. 2018, see :py:class:`HoleMaskGenerator`.
 
-    The mask is drawn in ``randomize`` by :py:class:`HoleMaskGenerator` with batch size 1 and a CPU
-    ``torch.Generator`` seeded from ``self.R``, on the image's device, so ``set_random_state`` reproduces it.
+    The mask is drawn in ``randomize`` by :py:class:`HoleMaskGenerator` with a CPU ``torch.Generator`` seeded
+    from ``self.R``, on the image's device, so ``set_random_state`` reproduces it. With ``draw_batch=k`` the
+    generator draws k masks at once (one seed per k masks) and the next k calls use them in turn: per mask
+    this is several times cheaper (about 0.14 instead of 0.97 ms for raw 224 x 224 masks with k = 16, 0.92
+    instead of 2.1 ms for "high", on one CPU thread; see docs/benchmarks.md), at the cost of keeping up to k
+    masks in memory. The kept masks are dropped when the image size or device changes and by
+    ``set_random_state``. ``draw_batch=1`` (default) draws one mask per call.
 
     Args:
         coverage: hole ratio bin "low" (0.01, 0.1], "high" (0.5, 0.6], a ``(lo, hi)`` pair or ``None`` (raw
@@ -87,9 +92,11 @@ class RandHoleMask(RandomizableTransform):
         prob: probability of masking; when not applied the image is returned unchanged and the mask is empty.
         return_mask: when True, ``__call__`` returns ``(masked_image, mask)``.
         mask_generator: a configured :py:class:`HoleMaskGenerator` to use instead of ``coverage``.
+        draw_batch: masks drawn per call of the generator (kept for the next calls), at least 1.
 
     Raises:
-        ValueError: for a bad ``coverage`` or an image that is not ``(C, H, W)`` / ``(C, H, W, D)``.
+        ValueError: for a bad ``coverage`` or ``draw_batch``, or an image that is not ``(C, H, W)`` /
+            ``(C, H, W, D)``.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -101,13 +108,37 @@ class RandHoleMask(RandomizableTransform):
         prob: float = 1.0,
         return_mask: bool = False,
         mask_generator: HoleMaskGenerator | None = None,
+        draw_batch: int = 1,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
         self.mask_generator = mask_generator if mask_generator is not None else HoleMaskGenerator(coverage)
         self.fill_value = float(fill_value)
         self.return_mask = return_mask
+        if int(draw_batch) < 1:
+            raise ValueError(f"draw_batch must be >= 1, got {draw_batch}.")
+        self.draw_batch = int(draw_batch)
         self._hole: torch.Tensor | None = None
+        self._drawn: list[torch.Tensor] = []  # masks drawn ahead (draw_batch > 1), next one last
+        self._drawn_for: tuple = ()  # (spatial size, device) of the masks drawn ahead
         self.last_mask: NdarrayOrTensor | None = None
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandHoleMask:
+        super().set_random_state(seed, state)
+        self._drawn = []  # masks drawn from the old state would break the reproducibility of the new one
+        return self
+
+    def _next_hole(self, spatial: tuple[int, ...], device: torch.device | str | None) -> torch.Tensor:
+        """The next mask ``(1, *spatial)`` on ``device``: one of those drawn ahead, or a fresh draw."""
+        key = (spatial, str(torch.device("cpu") if device is None else torch.device(device)))
+        if key != self._drawn_for:
+            self._drawn = []
+        if not self._drawn:
+            generator = torch.Generator().manual_seed(int(self.R.randint(0, 2**31 - 1)))
+            masks = self.mask_generator.gen(self.draw_batch, spatial, device=device, generator=generator)
+            self._drawn, self._drawn_for = list(masks.unbind(0))[::-1], key
+        hole = self._drawn.pop()
+        # a mask handed out must not keep the other masks of its draw alive
+        return hole if self.draw_batch == 1 else hole.clone()
 
     def randomize(  # type: ignore[override]
         self, spatial_size: Sequence[int], device: torch.device | str | None = None
@@ -124,8 +155,7 @@ class RandHoleMask(RandomizableTransform):
         if not self._do_transform:
             self._hole = torch.zeros((1, *spatial), dtype=torch.float32, device=device)
             return
-        generator = torch.Generator().manual_seed(int(self.R.randint(0, 2**31 - 1)))
-        self._hole = self.mask_generator.gen(1, spatial, device=device, generator=generator)[0]
+        self._hole = self._next_hole(spatial, device)
 
     def __call__(self, img: NdarrayOrTensor, randomize: bool = True):  # type: ignore[override]
         """
@@ -169,6 +199,8 @@ class RandHoleMaskd(MapTransform, RandomizableTransform):
         fill_value: value written into the holes.
         prob: probability of masking.
         mask_generator: a configured :py:class:`HoleMaskGenerator` to use instead of ``coverage``.
+        draw_batch: masks drawn per call of the generator and kept for the next calls, see
+            :py:class:`RandHoleMask`.
         allow_missing_keys: do not raise for absent keys.
 
     Raises:
@@ -187,13 +219,16 @@ class RandHoleMaskd(MapTransform, RandomizableTransform):
         fill_value: float = 0.0,
         prob: float = 1.0,
         mask_generator: HoleMaskGenerator | None = None,
+        draw_batch: int = 1,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.masked_keys = masked_keys_for(self.keys, masked_key)
         self.mask_key = mask_key
-        self.masker = RandHoleMask(coverage=coverage, fill_value=fill_value, prob=1.0, mask_generator=mask_generator)
+        self.masker = RandHoleMask(
+            coverage=coverage, fill_value=fill_value, prob=1.0, mask_generator=mask_generator, draw_batch=draw_batch
+        )
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandHoleMaskd:
         super().set_random_state(seed, state)

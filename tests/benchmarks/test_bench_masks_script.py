@@ -16,12 +16,16 @@ from tests.conftest import PROJECT_ROOT
 def test_bench_masks_prints_a_row_and_a_ratio_per_coverage():
     script = PROJECT_ROOT / "benchmarks" / "bench_masks.py"
     args = ["--repeats", "2", "--size", "32", "--batch-size", "2", "--threads", "1", "--coverage", "none", "high"]
+    args.append("--per-sample")
     out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     for coverage in ("none", "high"):
         row = next(line for line in out.stdout.splitlines() if line.startswith(f"HoleMaskGenerator coverage={coverage} (cpu)"))
         ms_per_batch = float(row.split()[3])
         assert ms_per_batch > 0
+    per_sample = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["none"], ["high"])]
+    assert [row[:2] for row in per_sample] == [["none", "1"], ["none", "2"], ["high", "1"], ["high", "2"]]
+    assert all(float(row[2]) > 0 for row in per_sample)
     try:
         import cv2  # noqa: F401
     except ImportError:

@@ -137,3 +137,60 @@ def test_cuda_tensor_is_masked_on_its_device():
     out, mask = transform(img)
     assert out.device.type == "cuda" and mask.device.type == "cuda"
     assert 0.5 < mask.mean().item() <= 0.6
+
+
+def _masks_of(transform: RandHoleMask, images) -> list[torch.Tensor]:
+    out = []
+    for img in images:
+        transform(img)
+        out.append(torch.as_tensor(transform.last_mask))
+    return out
+
+
+def test_draw_batch_hands_out_one_draw_of_the_generator_in_turn():
+    img = _image((1, 40, 36))
+    transform = RandHoleMask(coverage="high", draw_batch=4).set_random_state(7)
+    got = _masks_of(transform, [img] * 6)
+    # the transform's random state: the prob draw, then the seed of a draw of 4 masks (then prob draws only)
+    state = np.random.RandomState(7)
+    state.rand()
+    seed = int(state.randint(0, 2**31 - 1))
+    want = HoleMaskGenerator("high").gen(4, (40, 36), generator=torch.Generator().manual_seed(seed))
+    for k in range(4):
+        assert torch.equal(got[k], want[k])
+        assert 0.5 < got[k].mean() <= 0.6
+        assert got[k].untyped_storage().nbytes() == got[k].numel() * 4  # not a view of the whole draw
+    assert not any(torch.equal(got[4], w) for w in want)  # the fifth mask starts a new draw
+    # same seed, same masks; set_random_state drops the masks drawn ahead
+    again = RandHoleMask(coverage="high", draw_batch=4).set_random_state(7)
+    assert all(torch.equal(a, b) for a, b in zip(_masks_of(again, [img] * 6), got))
+    transform.set_random_state(7)
+    assert torch.equal(_masks_of(transform, [img])[0], got[0])
+
+
+def test_draw_batch_draws_anew_when_the_image_size_changes():
+    small, large = _image((1, 32, 32)), _image((1, 40, 24))
+    transform = RandHoleMask(coverage="low", draw_batch=3).set_random_state(2)
+    first, other, back = _masks_of(transform, [small, large, small])
+    assert first.shape == back.shape == (1, 32, 32) and other.shape == (1, 40, 24)
+    reference = _masks_of(RandHoleMask(coverage="low", draw_batch=3).set_random_state(2), [small, small])
+    assert torch.equal(first, reference[0])
+    assert not torch.equal(back, reference[1])  # the masks kept for 32 x 32 were dropped, not reused
+
+
+def test_draw_batch_dict_matches_array_and_default_draws_one_mask_per_call():
+    img = _image()
+    array = RandHoleMask(coverage="low", draw_batch=3).set_random_state(9)
+    dictionary = RandHoleMaskd(coverage="low", draw_batch=3).set_random_state(9)
+    for _ in range(4):
+        np.testing.assert_array_equal(array(img), dictionary({"image": img})["image_masked"])
+    # draw_batch=1: every call seeds its own draw of one mask, as before the option existed
+    single = RandHoleMask(coverage="low").set_random_state(9)
+    state = np.random.RandomState(9)
+    for mask in _masks_of(single, [img] * 2):
+        state.rand()
+        seed = int(state.randint(0, 2**31 - 1))
+        generator = torch.Generator().manual_seed(seed)
+        assert torch.equal(mask, HoleMaskGenerator("low").gen(1, img.shape[1:], generator=generator)[0])
+    with pytest.raises(ValueError, match="draw_batch"):
+        RandHoleMask(draw_batch=0)
