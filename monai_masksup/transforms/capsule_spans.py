@@ -34,10 +34,14 @@ def _take(column: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def _expand_groups(sizes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For groups of ``sizes`` (int64) items laid out one after the other: the group of every item and its
     index within the group."""
-    total = int(sizes.sum())
-    group = torch.repeat_interleave(sizes, output_size=total)
+    group = torch.repeat_interleave(sizes, output_size=int(sizes.sum()))
+    return group, _index_in_group(sizes, group)
+
+
+def _index_in_group(sizes: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """Index of every item within its group, for groups of ``sizes`` items and the ``group`` of every item."""
     first = torch.cumsum(sizes, 0) - sizes
-    return group, torch.arange(total, device=sizes.device) - _take(first, group)
+    return torch.arange(group.numel(), device=sizes.device) - _take(first, group)
 
 
 def _far(x: torch.Tensor) -> torch.Tensor:
@@ -196,7 +200,7 @@ def capsule_row_spans(
         row_start = batch * spatial[0] + lo[0].long()
         cols += [lo[0] - q0[0], first.to(torch.float32), row_start.to(torch.float32)]
     else:
-        local = torch.arange(total, device=device) - _take(torch.cumsum(n_rows, 0) - n_rows, cap_id)
+        local = _index_in_group(n_rows, cap_id)
         if dims == 2:
             row = local + _take(batch * spatial[0] + lo[0].long(), cap_id)
             offsets = [local.float()]
