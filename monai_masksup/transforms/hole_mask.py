@@ -83,7 +83,8 @@ class RandHoleMask(RandomizableTransform):
     this is several times cheaper (about 0.14 instead of 0.97 ms for raw 224 x 224 masks with k = 16, 0.92
     instead of 2.1 ms for "high", on one CPU thread; see docs/benchmarks.md), at the cost of keeping up to k
     masks in memory. The kept masks are dropped when the image size or device changes and by
-    ``set_random_state``. ``draw_batch=1`` (default) draws one mask per call.
+    ``set_random_state``, so use it where the images share one size (after a resize or crop): with a new size
+    at every call it would draw k masks to use one. ``draw_batch=1`` (default) draws one mask per call.
 
     Args:
         coverage: hole ratio bin "low" (0.01, 0.1], "high" (0.5, 0.6], a ``(lo, hi)`` pair or ``None`` (raw
