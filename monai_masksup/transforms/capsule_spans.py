@@ -193,8 +193,9 @@ def capsule_row_spans(
     # float32: the span's index within its capsule and its row come out of the one gather of per-capsule
     # columns, and the union's cells are formed before the single integer conversion.
     fast = dims == 2 and 0 < total < _FLOAT_INDEX_LIMIT
-    n_batch = int(batch.max()) + 1 if batch_size is None else int(batch_size)
-    fast = fast and n_batch * spatial[0] * (width + 1) < _FLOAT_INDEX_LIMIT
+    if fast:  # the largest batch index is only needed here (and is a host sync on GPU)
+        n_batch = int(batch.max()) + 1 if batch_size is None else int(batch_size)
+        fast = n_batch * spatial[0] * (width + 1) < _FLOAT_INDEX_LIMIT
     if fast:
         first = torch.cumsum(n_rows, 0).sub_(n_rows)
         row_start = batch * spatial[0] + lo[0].long()

@@ -247,3 +247,13 @@ def test_batch_size_argument_gives_the_same_spans():
     plain = capsule_row_spans(seg, (30, 40), union_cells=True)
     given = capsule_row_spans(seg, (30, 40), union_cells=True, batch_size=4)
     assert torch.equal(plain["cells"], given["cells"]) and torch.equal(plain["value"], given["value"])
+
+
+@pytest.mark.parametrize("spatial", [(5, 6), (4, 5, 6)])
+@pytest.mark.parametrize("union_cells", [False, True])
+def test_no_capsules_at_all_give_no_spans(spatial, union_cells):
+    dims = len(spatial)
+    seg = {"p0": torch.zeros(0, dims), "p1": torch.zeros(0, dims), "radius": torch.zeros(0), "batch": torch.zeros(0)}
+    spans = capsule_row_spans(seg, spatial, with_values=False, union_cells=union_cells)
+    assert (spans["cells"] if union_cells else spans["row"]).numel() == 0
+    assert not render_span_union(spans, 1, spatial).any()
