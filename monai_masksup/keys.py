@@ -1,0 +1,29 @@
+"""Key names shared by the plugin's transforms, engines, losses, handlers and bundles."""
+
+from __future__ import annotations
+
+from monai.utils.enums import StrEnum
+
+__all__ = ["PluginKeys"]
+
+
+class PluginKeys(StrEnum):
+    """
+    Keys that the plugin adds to MONAI's ``CommonKeys`` (``image``, ``label``, ``pred``, ``loss``) in data
+    dictionaries and in ``engine.state.output``. Being a ``StrEnum``, each member equals its string, so a bundle
+    may write ``"image_masked"`` or ``"$monai_masksup.keys.PluginKeys.IMAGE_MASKED"``.
+
+    - ``IMAGE_MASKED``: the input with holes or boxes applied (MaskSup's context branch, a mean teacher's
+      student input).
+    - ``HOLE_MASK``: the mask that made it, ``(1, *spatial)`` per sample, 1 = masked.
+    - ``PRED_MASKED``: the prediction on ``IMAGE_MASKED``.
+    - ``LOSS_SEG``, ``LOSS_CONTEXT``, ``LOSS_TASK_SIM``: MaskSup's loss components as logged by the engines
+      (``"loss_" + name`` of :py:meth:`monai_masksup.losses.LossComponents.loss_components`).
+    """
+
+    IMAGE_MASKED = "image_masked"
+    HOLE_MASK = "hole_mask"
+    PRED_MASKED = "pred_masked"
+    LOSS_SEG = "loss_seg"
+    LOSS_CONTEXT = "loss_context"
+    LOSS_TASK_SIM = "loss_task_sim"
