@@ -62,6 +62,8 @@ class MaskSupLoss(_Loss):
     MONAI's deep-supervision networks return them). ``seg_loss`` then receives the whole list, so that
     ``seg_loss=monai.losses.DeepSupervisionLoss(DiceCELoss(sigmoid=True))`` supervises every level; the
     built-in BCE / cross-entropy and ``task_sim`` use the first (full-resolution) element only.
+    ``DeepSupervisionLoss`` resizes the target to each level, which torch cannot do for an integer tensor:
+    give a multi-class target as a float index map (as MONAI's loaders do) or one-hot.
 
     After every ``forward`` the unweighted terms ``{"seg", "context", "task_sim"}`` are given, detached, by
     :py:meth:`loss_components` (the :py:class:`~monai_masksup.losses.LossComponents` protocol) for logging;
