@@ -6,9 +6,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
+
+from .logit_checks import as_plain_tensor, check_paired_logits
 
 __all__ = ["ConsistencyLoss"]
 
@@ -113,21 +114,12 @@ class ConsistencyLoss(_Loss):
             ValueError: when ``input`` and ``target`` differ in shape or have no spatial dimension, or ``mask`` is
                 not ``(B, 1, *spatial)``.
         """
-        student = _plain(input, "input")
-        teacher = _plain(target, "target")
+        student = as_plain_tensor(input, "ConsistencyLoss: input")
+        teacher = as_plain_tensor(target, "ConsistencyLoss: target")
         for name, logits in (("input", student), ("target", teacher)):
             if not logits.is_floating_point():
                 raise TypeError(f"ConsistencyLoss: {name} must hold floating-point logits, got dtype {logits.dtype}.")
-        if student.shape != teacher.shape:
-            raise ValueError(
-                f"ConsistencyLoss: input and target must have the same shape, "
-                f"got {tuple(student.shape)} and {tuple(teacher.shape)}."
-            )
-        if student.ndim < 3:
-            raise ValueError(
-                f"ConsistencyLoss: logits must be (B, C, *spatial) with at least one spatial dim, "
-                f"got shape {tuple(student.shape)}."
-            )
+        check_paired_logits(student, teacher, "ConsistencyLoss: input", "target")
         if self.detach_target:
             teacher = teacher.detach()
         dtype = torch.promote_types(student.dtype, torch.float32)
@@ -187,20 +179,13 @@ class ConsistencyLoss(_Loss):
 
 
 def _two_class_logits(logits: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, *spatial)`` logits ``z`` -> ``(B, 2, *spatial)`` logits ``[0, z]``, whose softmax is ``[1 - σ(z), σ(z)]``."""
+    """``(B, 1, *spatial)`` logits ``z`` -> ``(B, 2, *spatial)`` logits ``[0, z]``, softmax ``[1 - σ(z), σ(z)]``."""
     return torch.cat([torch.zeros_like(logits), logits], dim=1)
-
-
-def _plain(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Drop MetaTensor metadata (keeps autograd) and check that ``x`` is a tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"ConsistencyLoss: {name} must be a torch.Tensor, got {type(x).__name__}.")
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
 def _checked_mask(mask: torch.Tensor, per_pixel: torch.Tensor) -> torch.Tensor:
     """Return ``mask`` as a plain tensor after checking that it is ``(B, 1, *spatial)`` like ``per_pixel``."""
-    mask = _plain(mask, "mask")
+    mask = as_plain_tensor(mask, "ConsistencyLoss: mask")
     if mask.shape != per_pixel.shape:
         raise ValueError(
             f"ConsistencyLoss: mask must be (B, 1, *spatial) = {tuple(per_pixel.shape)} for the logits, "

@@ -8,11 +8,11 @@ from typing import Union
 
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
 from .consistency import ConsistencyLoss
+from .logit_checks import as_plain_tensor, check_paired_logits
 
 __all__ = ["MaskSupLoss"]
 
@@ -20,13 +20,6 @@ _COMPONENT_NAMES = ("seg", "context", "task_sim")
 
 # typing.Union: the package supports Python 3.9, where ``X | Y`` cannot be evaluated at run time
 Prediction = Union[torch.Tensor, Sequence[torch.Tensor]]
-
-
-def _plain(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Drop MetaTensor metadata (keeps autograd) and check that ``x`` is a tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
 
 
 class MaskSupLoss(_Loss):
@@ -121,7 +114,9 @@ class MaskSupLoss(_Loss):
         self.task_similarity = ConsistencyLoss(variant="var", detach_target=False, reduction=LossReduction.SUM)
         self.last_components: dict[str, torch.Tensor] = {}
 
-    def forward(self, pred_clean_logits: Prediction, pred_masked_logits: Prediction, target: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, pred_clean_logits: Prediction, pred_masked_logits: Prediction, target: torch.Tensor
+    ) -> torch.Tensor:
         """
         Args:
             pred_clean_logits: logits of the clean image, ``(B, C, *spatial)``, or a list/tuple of
@@ -177,19 +172,11 @@ class MaskSupLoss(_Loss):
         masked_all = _float_prediction(pred_masked_logits, "pred_masked_logits")
         clean = clean_all[0] if isinstance(clean_all, list) else clean_all
         masked = masked_all[0] if isinstance(masked_all, list) else masked_all
-        target = _plain(target, "target")
-        if clean.shape != masked.shape:
-            raise ValueError(
-                f"pred_clean_logits and pred_masked_logits must have the same shape, "
-                f"got {tuple(clean.shape)} and {tuple(masked.shape)}."
-            )
-        if clean.ndim < 3:
-            raise ValueError(
-                f"predictions must be (B, C, *spatial) with at least one spatial dim, got shape {tuple(clean.shape)}."
-            )
+        target = as_plain_tensor(target, "target")
+        check_paired_logits(clean, masked, "pred_clean_logits", "pred_masked_logits")
         if clean.shape[1] == 1:
-            return self._binary_components(clean, masked, target, clean_all, masked_all)
-        return self._multiclass_components(clean, masked, target, clean_all, masked_all)
+            return self._binary_components(clean, masked, target, (clean_all, masked_all))
+        return self._multiclass_components(clean, masked, target, (clean_all, masked_all))
 
     def _check_target_size(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if target.shape[0] != pred.shape[0] or target.shape[2:] != pred.shape[2:]:
@@ -210,12 +197,7 @@ class MaskSupLoss(_Loss):
         return self.task_similarity(clean, masked, valid) / (num_classes * valid.sum().clamp_min(1.0))
 
     def _binary_components(
-        self,
-        clean: torch.Tensor,
-        masked: torch.Tensor,
-        target: torch.Tensor,
-        clean_all: torch.Tensor | list[torch.Tensor],
-        masked_all: torch.Tensor | list[torch.Tensor],
+        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor, seg_inputs: tuple[Prediction, Prediction]
     ) -> dict[str, torch.Tensor]:
         if target.ndim == clean.ndim - 1:
             target = target.unsqueeze(1)
@@ -231,7 +213,7 @@ class MaskSupLoss(_Loss):
         target = target.to(clean.dtype)
 
         if self.seg_loss is not None:
-            seg, context = self.seg_loss(clean_all, target), self.seg_loss(masked_all, target)
+            seg, context = (self.seg_loss(pred, target) for pred in seg_inputs)
         elif valid is None:
             seg = F.binary_cross_entropy_with_logits(clean, target)
             context = F.binary_cross_entropy_with_logits(masked, target)
@@ -242,12 +224,7 @@ class MaskSupLoss(_Loss):
         return {"seg": seg, "context": context, "task_sim": self._task_sim(clean, masked, valid)}
 
     def _multiclass_components(
-        self,
-        clean: torch.Tensor,
-        masked: torch.Tensor,
-        target: torch.Tensor,
-        clean_all: torch.Tensor | list[torch.Tensor],
-        masked_all: torch.Tensor | list[torch.Tensor],
+        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor, seg_inputs: tuple[Prediction, Prediction]
     ) -> dict[str, torch.Tensor]:
         num_classes = clean.shape[1]
         if target.ndim == clean.ndim - 1:
@@ -270,7 +247,7 @@ class MaskSupLoss(_Loss):
             indices = target[:, 0].long()
 
         if self.seg_loss is not None:
-            seg, context = self.seg_loss(clean_all, seg_target), self.seg_loss(masked_all, seg_target)
+            seg, context = (self.seg_loss(pred, seg_target) for pred in seg_inputs)
         elif self.ignore_index is None:
             seg = F.cross_entropy(clean, indices)
             context = F.cross_entropy(masked, indices)
@@ -289,8 +266,8 @@ def _float_prediction(pred: Prediction, name: str) -> torch.Tensor | list[torch.
     if isinstance(pred, (list, tuple)):
         if len(pred) == 0:
             raise ValueError(f"{name} is an empty list/tuple; expected logits, full resolution first.")
-        return [_plain(p, f"{name}[{i}]").float() for i, p in enumerate(pred)]
-    return _plain(pred, name).float()
+        return [as_plain_tensor(p, f"{name}[{i}]").float() for i, p in enumerate(pred)]
+    return as_plain_tensor(pred, name).float()
 
 
 def _check_binary_target(target: torch.Tensor, valid: torch.Tensor | None, ignore_index: int | None) -> None:
