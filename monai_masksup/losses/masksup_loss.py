@@ -33,11 +33,6 @@ class MaskSupLoss(_Loss):
     probability maps. The gradient of ``task_sim`` reaches both branches (no stop-gradient), as in
     the official code.
 
-    ``task_sim`` is :py:class:`~monai_masksup.losses.ConsistencyLoss` (``"var"``, target not detached) divided
-    by the number of classes ``K`` (``C``, or 2 for one channel): the consistency sums the squared differences
-    over the classes, MaskSup's MSE averages them (over ``B * C * spatial``). For one channel the consistency's
-    two-class sum ``2 (σ(M_p) − σ(M_pm))²`` divided by 2 is exactly the binary MSE term.
-
     - **Binary** (one output channel): ``seg`` is BCE-with-logits (mean over all elements) and
       ``task_sim`` is the MSE of the two sigmoid maps. With the default arguments this is exactly
       the official binary (GlaS / polyp) loss.
@@ -45,6 +40,11 @@ class MaskSupLoss(_Loss):
       pixels, with the optional ``ignore_index``) and ``task_sim`` is the MSE of the two softmax
       maps, mean over ``B * C * spatial``. The official NYUDv2 code takes the MSE of the two argmax
       index maps instead, which has no gradient; see ``docs/deviations.md``.
+
+    ``task_sim`` is :py:class:`~monai_masksup.losses.ConsistencyLoss` (``"var"``, target not detached) divided
+    by the number of classes ``K`` (``C``, or 2 for one channel): the consistency sums the squared differences
+    over the classes, MaskSup's MSE averages them (over ``B * C * spatial``). For one channel the consistency's
+    two-class sum ``2 (σ(M_p) − σ(M_pm))²`` divided by 2 is the binary MSE term (up to float rounding).
 
     Any MONAI segmentation loss may replace the built-in ``seg`` term through ``seg_loss``; it is
     called as ``seg_loss(logits, target)`` once per branch, e.g.
@@ -64,7 +64,8 @@ class MaskSupLoss(_Loss):
 
     Args:
         seg_loss: optional segmentation loss replacing BCE-with-logits / cross-entropy for both
-            branches. Called as ``seg_loss(logits, target)`` with ``target`` as given to
+            branches. Called as ``seg_loss(logits, target)`` (``logits`` as given to ``forward``: a
+            deep-supervision list stays a list) with ``target`` as given to
             ``forward`` (a multi-class index map without channel dimension gets one added, the
             MONAI convention). It must handle ignored pixels itself, so it cannot be combined
             with ``ignore_index``.
@@ -88,7 +89,7 @@ class MaskSupLoss(_Loss):
 
     def __init__(
         self,
-        seg_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        seg_loss: Callable[[Prediction, torch.Tensor], torch.Tensor] | None = None,
         weights: Sequence[float] = (1.0, 1.0, 1.0),
         ignore_index: int | None = None,
         validate_target: bool = True,

@@ -9,7 +9,7 @@ import torch
 from monai.data import MetaTensor
 
 from monai_masksup.losses import ConsistencyLoss, LossComponents, mix_with_mask
-from tests.conftest import load_reference
+from tests.conftest import load_reference, requires_cuda
 
 LOSS_TOL = {"rtol": 1e-5, "atol": 1e-6}
 VARIANTS = ["var", "bce", "kld", "logits_var", "logits_smoothl1"]
@@ -265,3 +265,22 @@ def test_integer_target_is_rejected_as_not_logits():
 def test_invalid_options_are_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ConsistencyLoss(**kwargs)
+
+
+@pytest.mark.gpu
+@requires_cuda
+@pytest.mark.parametrize("channels", [1, 3])
+def test_consistency_does_not_synchronise_cuda(channels):
+    # the mean teacher evaluates it every step: no value may be read back to the host
+    device = torch.device("cuda")
+    student = torch.randn(2, channels, 8, 8, device=device, requires_grad=True)
+    teacher = torch.randn(2, channels, 8, 8, device=device)
+    mask = torch.randint(0, 2, (2, 1, 8, 8), device=device).float()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for per_pixel in (False, True):
+            loss = ConsistencyLoss(confidence_threshold=0.5, confidence_per_pixel=per_pixel)
+            loss(student, teacher, mask).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
