@@ -64,7 +64,8 @@ class ConsistencyLoss(_Loss):
         variant: ``"var"``, ``"bce"``, ``"kld"``, ``"logits_var"`` or ``"logits_smoothl1"`` (see above).
             Defaults to ``"var"``.
         confidence_threshold: threshold in [0, 1] on the target's maximum probability, e.g. 0.97 as the
-            reference's mean teacher. ``None`` (default) applies no confidence weighting.
+            reference's mean teacher. ``None`` (default) applies no confidence weighting; 0 gives the same
+            value (every pixel is confident), as the reference's ``conf_thresh = 0``.
         confidence_per_pixel: with a threshold, gate each pixel by its own confidence instead of scaling the
             loss by the proportion of confident pixels. Defaults to ``False`` (the reference's default).
         detach_target: stop the gradient through ``target``. Defaults to ``True``.
