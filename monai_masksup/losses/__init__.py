@@ -1,3 +1,6 @@
-"""Losses: the MaskSup objective (clean + context branch + task similarity)."""
+"""Losses: the MaskSup objective, the consistency between two models' predictions, and the logging contract."""
 
+from .components import LossComponents
+from .consistency import ConsistencyLoss
+from .mask_mix import mix_with_mask
 from .masksup_loss import MaskSupLoss

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Union
 
 import torch
 import torch.nn.functional as F
-from monai.data import MetaTensor
+from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
+
+from .consistency import ConsistencyLoss
+from .logit_checks import as_plain_tensor, check_paired_logits
 
 __all__ = ["MaskSupLoss"]
 
 _COMPONENT_NAMES = ("seg", "context", "task_sim")
 
-
-def _plain(x: torch.Tensor, name: str) -> torch.Tensor:
-    """Drop MetaTensor metadata (keeps autograd) and check that ``x`` is a tensor."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
+# typing.Union: the package supports Python 3.9, where ``X | Y`` cannot be evaluated at run time
+Prediction = Union[torch.Tensor, Sequence[torch.Tensor]]
 
 
 class MaskSupLoss(_Loss):
@@ -41,17 +41,31 @@ class MaskSupLoss(_Loss):
       maps, mean over ``B * C * spatial``. The official NYUDv2 code takes the MSE of the two argmax
       index maps instead, which has no gradient; see ``docs/deviations.md``.
 
+    ``task_sim`` is :py:class:`~monai_masksup.losses.ConsistencyLoss` (``"var"``, target not detached) divided
+    by the number of classes ``K`` (``C``, or 2 for one channel): the consistency sums the squared differences
+    over the classes, MaskSup's MSE averages them (over ``B * C * spatial``). For one channel the consistency's
+    two-class sum ``2 (σ(M_p) − σ(M_pm))²`` divided by 2 is the binary MSE term (up to float rounding).
+
     Any MONAI segmentation loss may replace the built-in ``seg`` term through ``seg_loss``; it is
     called as ``seg_loss(logits, target)`` once per branch, e.g.
     ``DiceCELoss(to_onehot_y=True, softmax=True)`` (multi-class) or ``DiceCELoss(sigmoid=True)``
     (binary). The task-similarity activation is still chosen by the channel count.
 
-    After every ``forward`` the unweighted terms are stored, detached, in ``self.last_components``
-    (``{"seg", "context", "task_sim"}``) for logging. Works for 2D and 3D inputs.
+    **Deep supervision**: either prediction may be a list/tuple of logits, full resolution first (as
+    MONAI's deep-supervision networks return them). ``seg_loss`` then receives the whole list, so that
+    ``seg_loss=monai.losses.DeepSupervisionLoss(DiceCELoss(sigmoid=True))`` supervises every level; the
+    built-in BCE / cross-entropy and ``task_sim`` use the first (full-resolution) element only.
+    ``DeepSupervisionLoss`` resizes the target to each level, which torch cannot do for an integer tensor:
+    give a multi-class target as a float index map (as MONAI's loaders do) or one-hot.
+
+    After every ``forward`` the unweighted terms ``{"seg", "context", "task_sim"}`` are given, detached, by
+    :py:meth:`loss_components` (the :py:class:`~monai_masksup.losses.LossComponents` protocol) for logging;
+    ``last_components`` is the dict behind it. Works for 2D and 3D inputs.
 
     Args:
         seg_loss: optional segmentation loss replacing BCE-with-logits / cross-entropy for both
-            branches. Called as ``seg_loss(logits, target)`` with ``target`` as given to
+            branches. Called as ``seg_loss(logits, target)`` (``logits`` as given to ``forward``: a
+            deep-supervision list stays a list) with ``target`` as given to
             ``forward`` (a multi-class index map without channel dimension gets one added, the
             MONAI convention). It must handle ignored pixels itself, so it cannot be combined
             with ``ignore_index``.
@@ -75,7 +89,7 @@ class MaskSupLoss(_Loss):
 
     def __init__(
         self,
-        seg_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        seg_loss: Callable[[Prediction, torch.Tensor], torch.Tensor] | None = None,
         weights: Sequence[float] = (1.0, 1.0, 1.0),
         ignore_index: int | None = None,
         validate_target: bool = True,
@@ -97,15 +111,19 @@ class MaskSupLoss(_Loss):
         self.weights = weights
         self.ignore_index = ignore_index
         self.validate_target = bool(validate_target)
+        # summed, then divided by the count in components(): the count is B * spatial or the valid pixels
+        self.task_similarity = ConsistencyLoss(variant="var", detach_target=False, reduction=LossReduction.SUM)
         self.last_components: dict[str, torch.Tensor] = {}
 
     def forward(
-        self, pred_clean_logits: torch.Tensor, pred_masked_logits: torch.Tensor, target: torch.Tensor
+        self, pred_clean_logits: Prediction, pred_masked_logits: Prediction, target: torch.Tensor
     ) -> torch.Tensor:
         """
         Args:
-            pred_clean_logits: logits of the clean image, ``(B, C, *spatial)``.
-            pred_masked_logits: logits of the masked image, same shape.
+            pred_clean_logits: logits of the clean image, ``(B, C, *spatial)``, or a list/tuple of
+                deep-supervision logits whose first element is that.
+            pred_masked_logits: logits of the masked image, the same form; the first elements have the same
+                shape.
             target: binary (``C == 1``): float ``(B, 1, *spatial)`` in {0, 1}. Multi-class: class
                 indices ``(B, 1, *spatial)`` or ``(B, *spatial)``, or one-hot ``(B, C, *spatial)``.
 
@@ -119,15 +137,23 @@ class MaskSupLoss(_Loss):
         self.last_components = {name: value.detach() for name, value in terms.items()}
         return sum(w * terms[name] for w, name in zip(self.weights, _COMPONENT_NAMES))  # type: ignore[return-value]
 
+    def loss_components(self) -> dict[str, torch.Tensor]:
+        """
+        Returns:
+            the unweighted terms of the last ``forward``, detached scalars: ``{"seg", "context", "task_sim"}``.
+            Empty before the first call.
+        """
+        return dict(self.last_components)
+
     def components(
-        self, pred_clean_logits: torch.Tensor, pred_masked_logits: torch.Tensor, target: torch.Tensor
+        self, pred_clean_logits: Prediction, pred_masked_logits: Prediction, target: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """
         Compute the three unweighted terms, attached to the graph.
 
         Args:
-            pred_clean_logits: logits of the clean image, ``(B, C, *spatial)``.
-            pred_masked_logits: logits of the masked image, same shape.
+            pred_clean_logits: logits of the clean image, see :py:meth:`forward`.
+            pred_masked_logits: logits of the masked image, see :py:meth:`forward`.
             target: see :py:meth:`forward`.
 
         Returns:
@@ -135,29 +161,23 @@ class MaskSupLoss(_Loss):
             scalar tensors.
 
         Raises:
-            ValueError: when the two predictions differ in shape or have fewer than three
-                dimensions, when the target's batch/spatial size does not match, and (with
+            ValueError: when the two (full-resolution) predictions differ in shape or have fewer than three
+                dimensions, when a list of predictions is empty, when the target's batch/spatial size does not
+                match the full-resolution prediction, and (with
                 ``validate_target=True``) when a binary target holds values other than 0 and 1
                 (and ``ignore_index``), or when a multi-class target holds values that are not
                 class indices.
         """
-        clean = _plain(pred_clean_logits, "pred_clean_logits")
-        masked = _plain(pred_masked_logits, "pred_masked_logits")
-        target = _plain(target, "target")
-        if clean.shape != masked.shape:
-            raise ValueError(
-                f"pred_clean_logits and pred_masked_logits must have the same shape, "
-                f"got {tuple(clean.shape)} and {tuple(masked.shape)}."
-            )
-        if clean.ndim < 3:
-            raise ValueError(
-                f"predictions must be (B, C, *spatial) with at least one spatial dim, got shape {tuple(clean.shape)}."
-            )
         # the reference computes its losses on float32 even under autocast
-        clean, masked = clean.float(), masked.float()
+        clean_all = _float_prediction(pred_clean_logits, "pred_clean_logits")
+        masked_all = _float_prediction(pred_masked_logits, "pred_masked_logits")
+        clean = clean_all[0] if isinstance(clean_all, list) else clean_all
+        masked = masked_all[0] if isinstance(masked_all, list) else masked_all
+        target = as_plain_tensor(target, "target")
+        check_paired_logits(clean, masked, "pred_clean_logits", "pred_masked_logits")
         if clean.shape[1] == 1:
-            return self._binary_components(clean, masked, target)
-        return self._multiclass_components(clean, masked, target)
+            return self._binary_components(clean, masked, target, (clean_all, masked_all))
+        return self._multiclass_components(clean, masked, target, (clean_all, masked_all))
 
     def _check_target_size(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if target.shape[0] != pred.shape[0] or target.shape[2:] != pred.shape[2:]:
@@ -167,8 +187,18 @@ class MaskSupLoss(_Loss):
                 f"(target shape {tuple(target.shape)}, prediction shape {tuple(pred.shape)})."
             )
 
+    def _task_sim(self, clean: torch.Tensor, masked: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """MSE of the two probability maps over ``B * C * spatial`` (or the valid pixels and all channels)."""
+        num_classes = max(clean.shape[1], 2)
+        if valid is None:
+            count = float(clean[:, :1].numel())
+            return self.task_similarity(clean, masked) / (num_classes * count)
+        valid = valid.to(clean.dtype)
+        # clamp: with no valid pixel the term is 0 (still attached to the graph) instead of 0/0
+        return self.task_similarity(clean, masked, valid) / (num_classes * valid.sum().clamp_min(1.0))
+
     def _binary_components(
-        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor
+        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor, seg_inputs: tuple[Prediction, Prediction]
     ) -> dict[str, torch.Tensor]:
         if target.ndim == clean.ndim - 1:
             target = target.unsqueeze(1)
@@ -184,7 +214,7 @@ class MaskSupLoss(_Loss):
         target = target.to(clean.dtype)
 
         if self.seg_loss is not None:
-            seg, context = self.seg_loss(clean, target), self.seg_loss(masked, target)
+            seg, context = (self.seg_loss(pred, target) for pred in seg_inputs)
         elif valid is None:
             seg = F.binary_cross_entropy_with_logits(clean, target)
             context = F.binary_cross_entropy_with_logits(masked, target)
@@ -192,12 +222,10 @@ class MaskSupLoss(_Loss):
             safe_target = target.masked_fill(~valid, 0.0)
             seg = _masked_mean(F.binary_cross_entropy_with_logits(clean, safe_target, reduction="none"), valid)
             context = _masked_mean(F.binary_cross_entropy_with_logits(masked, safe_target, reduction="none"), valid)
-        squared = (torch.sigmoid(clean) - torch.sigmoid(masked)) ** 2
-        task_sim = squared.mean() if valid is None else _masked_mean(squared, valid)
-        return {"seg": seg, "context": context, "task_sim": task_sim}
+        return {"seg": seg, "context": context, "task_sim": self._task_sim(clean, masked, valid)}
 
     def _multiclass_components(
-        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor
+        self, clean: torch.Tensor, masked: torch.Tensor, target: torch.Tensor, seg_inputs: tuple[Prediction, Prediction]
     ) -> dict[str, torch.Tensor]:
         num_classes = clean.shape[1]
         if target.ndim == clean.ndim - 1:
@@ -220,7 +248,7 @@ class MaskSupLoss(_Loss):
             indices = target[:, 0].long()
 
         if self.seg_loss is not None:
-            seg, context = self.seg_loss(clean, seg_target), self.seg_loss(masked, seg_target)
+            seg, context = (self.seg_loss(pred, seg_target) for pred in seg_inputs)
         elif self.ignore_index is None:
             seg = F.cross_entropy(clean, indices)
             context = F.cross_entropy(masked, indices)
@@ -230,12 +258,17 @@ class MaskSupLoss(_Loss):
             ce = {"ignore_index": self.ignore_index, "reduction": "none"}
             seg = _masked_mean(F.cross_entropy(clean, indices, **ce).unsqueeze(1), valid)
             context = _masked_mean(F.cross_entropy(masked, indices, **ce).unsqueeze(1), valid)
-        squared = (torch.softmax(clean, dim=1) - torch.softmax(masked, dim=1)) ** 2
-        if self.ignore_index is None:
-            task_sim = squared.mean()
-        else:
-            task_sim = _masked_mean(squared, (indices != self.ignore_index).unsqueeze(1))
-        return {"seg": seg, "context": context, "task_sim": task_sim}
+        valid = None if self.ignore_index is None else (indices != self.ignore_index).unsqueeze(1)
+        return {"seg": seg, "context": context, "task_sim": self._task_sim(clean, masked, valid)}
+
+
+def _float_prediction(pred: Prediction, name: str) -> torch.Tensor | list[torch.Tensor]:
+    """``pred`` (a tensor, or a non-empty list/tuple of deep-supervision tensors) as plain float32 tensors."""
+    if isinstance(pred, (list, tuple)):
+        if len(pred) == 0:
+            raise ValueError(f"{name} is an empty list/tuple; expected logits, full resolution first.")
+        return [as_plain_tensor(p, f"{name}[{i}]").float() for i, p in enumerate(pred)]
+    return as_plain_tensor(pred, name).float()
 
 
 def _check_binary_target(target: torch.Tensor, valid: torch.Tensor | None, ignore_index: int | None) -> None:

@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from monai.losses import DiceCELoss
+from monai.losses import DeepSupervisionLoss, DiceCELoss
 
-from monai_masksup.losses import MaskSupLoss
+from monai_masksup.losses import ConsistencyLoss, LossComponents, MaskSupLoss
 from tests.conftest import load_reference, requires_cuda
 
 LOSS_TOL = {"rtol": 1e-5, "atol": 1e-6}
@@ -227,6 +227,97 @@ def test_monai_seg_loss_replaces_bce_in_binary():
         loss.last_components["seg"], dice_ce(ref["bin_logits_clean"], ref["bin_target"]), **LOSS_TOL
     )
     torch.testing.assert_close(loss.last_components["task_sim"], ref["bin_loss_tasksim"], **LOSS_TOL)
+
+
+# ---- loss components protocol --------------------------------------------------------------------------
+
+
+def test_loss_components_follow_the_protocol_and_give_the_reference_terms():
+    ref = _ref()
+    loss = MaskSupLoss()
+    assert isinstance(loss, LossComponents)
+    assert loss.loss_components() == {}
+    loss(ref["bin_logits_clean"].clone().requires_grad_(True), ref["bin_logits_masked"], ref["bin_target"])
+    components = loss.loss_components()
+    assert set(components) == {"seg", "context", "task_sim"}
+    assert all(not t.requires_grad and t.ndim == 0 for t in components.values())
+    torch.testing.assert_close(components["seg"], ref["bin_loss_seg"], **LOSS_TOL)
+    torch.testing.assert_close(components["context"], ref["bin_loss_context"], **LOSS_TOL)
+    torch.testing.assert_close(components["task_sim"], ref["bin_loss_tasksim"], **LOSS_TOL)
+
+
+# ---- task similarity = ConsistencyLoss / number of classes ----------------------------------------------
+
+
+@pytest.mark.parametrize("prefix,expected,classes", [("bin", "bin_loss_tasksim", 2), ("mc", "mc_spec_loss_tasksim", 4)])
+def test_consistency_var_sums_over_classes_and_task_similarity_averages(prefix, expected, classes):
+    # the consistency sums the squared differences over the classes (two for one channel), MaskSup's MSE
+    # averages them: the consistency is the reference MSE times the class count
+    ref = _ref()
+    consistency = ConsistencyLoss(detach_target=False)(ref[f"{prefix}_logits_clean"], ref[f"{prefix}_logits_masked"])
+    torch.testing.assert_close(consistency, classes * ref[expected], **LOSS_TOL)
+
+
+# ---- deep supervision ---------------------------------------------------------------------------------
+
+
+def _deep_outputs(full: torch.Tensor, seed: int) -> list[torch.Tensor]:
+    """``full`` followed by two coarser levels of arbitrary logits, as a deep-supervision network returns."""
+    generator = torch.Generator().manual_seed(seed)
+    batch, channels, height, width = full.shape
+    return [full] + [torch.randn(batch, channels, height // f, width // f, generator=generator) for f in (2, 4)]
+
+
+def test_deep_supervision_lists_use_the_first_output_for_built_in_terms():
+    ref = _ref()
+    clean = [t.requires_grad_(True) for t in _deep_outputs(ref["bin_logits_clean"].clone(), 1)]
+    masked = [t.requires_grad_(True) for t in _deep_outputs(ref["bin_logits_masked"].clone(), 2)]
+    loss = MaskSupLoss()
+    value = loss(clean, masked, ref["bin_target"])
+    torch.testing.assert_close(value.detach(), ref["bin_loss_total"], **LOSS_TOL)
+    value.backward()
+    torch.testing.assert_close(clean[0].grad, ref["bin_grad_clean"], **GRAD_TOL)
+    torch.testing.assert_close(masked[0].grad, ref["bin_grad_masked"], **GRAD_TOL)
+    assert all(t.grad is None for t in clean[1:] + masked[1:])
+
+
+def test_deep_supervision_loss_receives_the_whole_list_as_seg_loss():
+    ref = _ref()
+    clean = _deep_outputs(ref["bin_logits_clean"], 1)
+    masked = _deep_outputs(ref["bin_logits_masked"], 2)
+    deep = DeepSupervisionLoss(DiceCELoss(sigmoid=True))
+    loss = MaskSupLoss(seg_loss=deep)
+    value = loss(clean, masked, ref["bin_target"])
+    components = loss.loss_components()
+    torch.testing.assert_close(components["seg"], deep(clean, ref["bin_target"]), **LOSS_TOL)
+    torch.testing.assert_close(components["context"], deep(masked, ref["bin_target"]), **LOSS_TOL)
+    # the coarse levels count: the sum differs from DiceCE on the full resolution alone
+    assert abs(components["seg"].item() - DiceCELoss(sigmoid=True)(clean[0], ref["bin_target"]).item()) > 1e-3
+    torch.testing.assert_close(components["task_sim"], ref["bin_loss_tasksim"], **LOSS_TOL)
+    torch.testing.assert_close(value, components["seg"] + components["context"] + components["task_sim"], **LOSS_TOL)
+
+
+def test_deep_supervision_multiclass_list_and_tensor_can_be_mixed():
+    ref = _ref()
+    deep = DeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True), weight_mode="same")
+    clean = _deep_outputs(ref["mc_logits_clean"], 3)
+    loss = MaskSupLoss(seg_loss=deep)
+    # a float index map: DeepSupervisionLoss resizes the target, which torch cannot do for integer tensors
+    target = ref["mc_target"].unsqueeze(1).float()
+    loss(clean, ref["mc_logits_masked"], target)
+    torch.testing.assert_close(loss.loss_components()["seg"], deep(clean, target), **LOSS_TOL)
+    torch.testing.assert_close(loss.loss_components()["context"], deep(ref["mc_logits_masked"], target), **LOSS_TOL)
+    torch.testing.assert_close(loss.loss_components()["task_sim"], ref["mc_spec_loss_tasksim"], **LOSS_TOL)
+
+
+def test_empty_prediction_list_is_rejected():
+    with pytest.raises(ValueError, match="pred_clean_logits is an empty list"):
+        MaskSupLoss()([], torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4))
+
+
+def test_full_resolution_outputs_of_different_shapes_are_rejected():
+    with pytest.raises(ValueError, match="same shape"):
+        MaskSupLoss()([torch.zeros(1, 1, 4, 4)], [torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 4, 4)], torch.zeros(1, 1, 4, 4))
 
 
 # ---- errors -----------------------------------------------------------------------------------------
