@@ -19,6 +19,8 @@ class PluginKeys(StrEnum):
     - ``PRED_MASKED``: the prediction on ``IMAGE_MASKED``.
     - ``LOSS_SEG``, ``LOSS_CONTEXT``, ``LOSS_TASK_SIM``: MaskSup's loss components as logged by the engines
       (``"loss_" + name`` of :py:meth:`monai_masksup.losses.LossComponents.loss_components`).
+    - ``LOSS_CONSISTENCY``, ``LOSS_CONFIDENCE_RATE``: ``ConsistencyLoss``'s value and its share of confident
+      target pixels, as logged by the engines.
     """
 
     IMAGE_MASKED = "image_masked"
@@ -27,3 +29,5 @@ class PluginKeys(StrEnum):
     LOSS_SEG = "loss_seg"
     LOSS_CONTEXT = "loss_context"
     LOSS_TASK_SIM = "loss_task_sim"
+    LOSS_CONSISTENCY = "loss_consistency"
+    LOSS_CONFIDENCE_RATE = "loss_confidence_rate"
