@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from monai_masksup.transforms import HoleMaskFolder, LoadHoleMaskd
+from monai_masksup.transforms import HoleMaskFolder, LoadHoleMaskd, RandHoleMaskd
 
 # No augmentation: the mask is resampled as it is (nearest neighbour).
 PLAIN = {"dilation_range": None, "max_rotation": 0.0, "max_translation": 0.0, "crop_range": (1.0, 1.0)}
@@ -77,7 +77,7 @@ def test_augmentation_is_reproducible_under_a_seed_and_varies(band_dir):
 
 def test_dict_writes_keys_and_leaves_the_image_unchanged(band_dir):
     img = torch.full((3, 64, 64), 2.0)
-    out = LoadHoleMaskd(keys="image", mask_dir=band_dir, fill_value=-1.0, **PLAIN)({"image": img})
+    out = RandHoleMaskd(keys="image", mask_generator=HoleMaskFolder(band_dir, **PLAIN), fill_value=-1.0)({"image": img})
     assert out["image"] is img and torch.all(img == 2.0)
     hole = out["hole_mask"][0] == 1
     assert hole[20:30].all() and not hole[:20].any() and not hole[30:].any()
@@ -105,4 +105,27 @@ def test_unreadable_mask_file_raises_naming_it(tmp_path):
 
 def test_3d_image_raises_saying_2d_only(band_dir):
     with pytest.raises(ValueError, match="2D"):
-        LoadHoleMaskd(keys="image", mask_dir=band_dir)({"image": np.zeros((1, 16, 16, 8), np.float32)})
+        RandHoleMaskd(keys="image", mask_generator=HoleMaskFolder(band_dir))({"image": np.zeros((1, 16, 16, 8))})
+
+
+def test_deprecated_load_hole_maskd_warns_and_masks_as_rand_hole_maskd_with_a_folder(band_dir):
+    img = torch.full((2, 64, 48), 2.0)
+    with pytest.warns(FutureWarning, match="RandHoleMaskd"):
+        old = LoadHoleMaskd(keys="image", mask_dir=band_dir, fill_value=-1.0, prob=0.5).set_random_state(8)
+    new = RandHoleMaskd(keys="image", mask_generator=HoleMaskFolder(band_dir), fill_value=-1.0, prob=0.5)
+    new.set_random_state(8)
+    outs = [(old({"image": img}), new({"image": img})) for _ in range(6)]
+    for a, b in outs:
+        assert torch.equal(a["image_masked"], b["image_masked"]) and torch.equal(a["hole_mask"], b["hole_mask"])
+    # prob=0.5 over six calls with this seed: some masks are empty, some are not
+    assert {bool(a["hole_mask"].any()) for a, _ in outs} == {True, False}
+
+
+def test_masks_come_as_a_batch_on_the_device_and_a_generator_seed_reproduces_them(band_dir):
+    folder = HoleMaskFolder(band_dir)
+    masks = folder(4, (48, 40), device="cpu", generator=torch.Generator().manual_seed(1))
+    assert masks.shape == (4, 1, 48, 40) and masks.dtype == torch.float32 and masks.device.type == "cpu"
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    again = HoleMaskFolder(band_dir)(4, (48, 40), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(masks, again)
+    assert not torch.equal(masks[0], masks[1])  # every mask of the batch has its own augmentation
