@@ -194,3 +194,25 @@ def test_draw_batch_dict_matches_array_and_default_draws_one_mask_per_call():
         assert torch.equal(mask, HoleMaskGenerator("low").gen(1, img.shape[1:], generator=generator)[0])
     with pytest.raises(ValueError, match="draw_batch"):
         RandHoleMask(draw_batch=0)
+
+
+def test_dict_not_applied_writes_an_unchanged_copy_and_an_empty_mask():
+    img = torch.from_numpy(_image())
+    out = RandHoleMaskd(prob=0.0)({"image": img})
+    assert out["image_masked"] is not img and torch.equal(out["image_masked"], img)
+    assert out["hole_mask"].shape == (1, 64, 48) and out["hole_mask"].dtype == torch.float32
+    assert not out["hole_mask"].any()
+
+
+def test_dict_with_prob_draws_apply_or_not_as_the_array_transform_under_the_same_seed():
+    img = _image((1, 32, 32))
+    array = RandHoleMask(coverage="low", prob=0.5, return_mask=True).set_random_state(1)
+    dictionary = RandHoleMaskd(coverage="low", prob=0.5).set_random_state(1)
+    applied = []
+    for _ in range(8):
+        want, mask = array(img)
+        got = dictionary({"image": img})
+        np.testing.assert_array_equal(got["image_masked"], want)
+        np.testing.assert_array_equal(got["hole_mask"], mask)
+        applied.append(bool(mask.any()))
+    assert set(applied) == {True, False}
