@@ -45,7 +45,9 @@ def check_channel_first_image(img: NdarrayOrTensor, name: str = "img") -> None:
         )
 
 
-def shared_spatial_size(data: Mapping[Hashable, NdarrayOrTensor], keys: Iterable[Hashable], owner: str) -> tuple[int, ...]:
+def shared_spatial_size(
+    data: Mapping[Hashable, NdarrayOrTensor], keys: Iterable[Hashable], owner: str
+) -> tuple[int, ...]:
     """
     The spatial shape that the images under ``keys`` share, for a dictionary transform that makes one mask for
     all of them.
