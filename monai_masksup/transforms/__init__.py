@@ -1,7 +1,9 @@
-"""Masking transforms: irregular hole masks (MaskSup) and box masks (CutMix / Cutout)."""
+"""Masking transforms: irregular hole masks (MaskSup) and box masks (CutMix / Cutout), drawn by any
+:py:class:`MaskGenerator` and applied by :py:func:`apply_mask`."""
 
+from .apply_mask import apply_mask
 from .box_mask import BoxMaskGenerator, RandBoxMask, RandBoxMaskd
 from .hole_mask import RandHoleMask, RandHoleMaskd
 from .hole_mask_folder import HoleMaskFolder, LoadHoleMaskd
-from .apply_mask import apply_mask
 from .hole_mask_generator import COVERAGE_PRESETS, HoleMaskGenerator
+from .mask_generator import MaskGenerator, check_mask_generator

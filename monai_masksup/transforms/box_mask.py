@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
-from monai.transforms import MapTransform, RandomizableTransform
+from monai.transforms import MapTransform, Randomizable, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type
 
-from .spatial_size import as_spatial_size, check_channel_first_image
+from .spatial_size import as_spatial_size, check_channel_first_image, shared_spatial_size
 
 __all__ = ["BoxMaskGenerator", "RandBoxMask", "RandBoxMaskd"]
 
@@ -356,6 +356,11 @@ class RandBoxMask(RandomizableTransform):
     The geometry is :class:`BoxMaskGenerator`'s; the uniforms come from ``self.R`` (in the
     reference's draw order), so ``set_random_state`` makes the masks reproducible.
 
+    It returns the mask itself, for mixing two images (CutMix) or cutting one by hand. To cut
+    an image directly (Cutout), ``RandHoleMask(mask_generator=BoxMaskGenerator(...))`` draws the
+    same geometry through the :class:`MaskGenerator` protocol (with ``torch`` draws, not the
+    reference's numpy order) and applies it with :func:`apply_mask`.
+
     Args:
         prop_range: box area/volume fraction or ``(lo, hi)`` range, see :class:`BoxMaskGenerator`.
         n_boxes: boxes per mask, combined by XOR.
@@ -426,11 +431,13 @@ class RandBoxMask(RandomizableTransform):
         return out
 
 
-class RandBoxMaskd(RandomizableTransform, MapTransform):
+class RandBoxMaskd(Randomizable, MapTransform):
     """Dictionary version of :class:`RandBoxMask`: write a box mask under ``mask_key``.
 
     The mask has the spatial size (and array type) of the first of ``keys``; every other key
     must share that spatial size, since the same mask is meant to mix or cut all of them.
+    The wrapped :class:`RandBoxMask` (``self.box_mask``) draws ``prob`` too, so that the mask
+    without a box is made in one place.
 
     Args:
         keys: keys of the images the mask is made for (the first one sets its size).
@@ -464,7 +471,6 @@ class RandBoxMaskd(RandomizableTransform, MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
         self.mask_key = mask_key
         self.box_mask = RandBoxMask(
             prop_range=prop_range,
@@ -473,33 +479,28 @@ class RandBoxMaskd(RandomizableTransform, MapTransform):
             prop_by_area=prop_by_area,
             within_bounds=within_bounds,
             invert=invert,
-            prob=1.0,
+            prob=prob,
         )
+
+    @property
+    def prob(self) -> float:
+        """Probability of drawing a box (drawn by ``self.box_mask``)."""
+        return self.box_mask.prob
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandBoxMaskd:
         super().set_random_state(seed, state)
         self.box_mask.set_random_state(seed, state)
         return self
 
+    def randomize(self, spatial_size: Sequence[int]) -> None:  # type: ignore[override]
+        """Draw whether to draw a box and its uniforms, see :meth:`RandBoxMask.randomize`."""
+        self.box_mask.randomize(spatial_size)
+
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
-        self.randomize(None)
         present = list(self.key_iterator(d))
         if not present:
             return d
-        reference = d[present[0]]
-        spatial = _image_spatial_size(reference, f"data[{present[0]!r}]")
-        for key in present[1:]:
-            if tuple(d[key].shape[1:]) != spatial:
-                raise ValueError(
-                    f"RandBoxMaskd: key {key!r} has spatial size {tuple(d[key].shape[1:])}, "
-                    f"but {present[0]!r} has {spatial}; one mask needs one size."
-                )
-        if self._do_transform:
-            d[self.mask_key] = self.box_mask(reference, randomize=True)
-        else:
-            empty = self.box_mask.generator.empty_mask(1, spatial)[0]
-            d[self.mask_key] = convert_to_dst_type(
-                empty, dst=reference, dtype=torch.float32 if isinstance(reference, torch.Tensor) else np.float32
-            )[0]
+        shared_spatial_size(d, present, type(self).__name__)
+        d[self.mask_key] = self.box_mask(d[present[0]], randomize=True)
         return d

@@ -1,4 +1,5 @@
-"""Array and dictionary transforms that punch random irregular holes into an image (MaskSup input masking)."""
+"""Array and dictionary transforms that mask an image with random masks of any :py:class:`MaskGenerator`
+(MaskSup input masking)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.config.type_definitions import NdarrayOrTensor
-from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
+from monai.transforms import MapTransform, Randomizable, RandomizableTransform
+from monai.utils import TransformBackends, convert_to_dst_type
 
+from monai_masksup.keys import PluginKeys
+
+from .apply_mask import apply_mask
 from .hole_mask_generator import HoleMaskGenerator
-from .spatial_size import check_channel_first_image
+from .mask_generator import MaskGenerator, check_mask_generator
+from .spatial_size import check_channel_first_image, shared_spatial_size
 
-__all__ = ["RandHoleMask", "RandHoleMaskd", "apply_hole_mask", "check_channel_first_image", "masked_keys_for"]
+__all__ = ["RandHoleMask", "RandHoleMaskd", "masked_keys_for"]
 
 
 def masked_keys_for(keys: tuple, masked_key: str | Sequence[str]) -> tuple[str, ...]:
@@ -37,84 +42,39 @@ def masked_keys_for(keys: tuple, masked_key: str | Sequence[str]) -> tuple[str, 
     return masked
 
 
-def apply_hole_mask(
-    img: NdarrayOrTensor, hole: torch.Tensor, fill_value: float = 0.0
-) -> tuple[NdarrayOrTensor, NdarrayOrTensor]:
-    """
-    Replace the hole pixels of every channel of ``img`` by ``fill_value``.
-
-    Args:
-        img: channel-first image ``(C, *spatial)``, numpy array, tensor or MetaTensor.
-        hole: float mask ``(1, *spatial)``, 1 = hole.
-        fill_value: value written into the holes.
-
-    Returns:
-        ``(masked, mask)`` of the same type as ``img`` (a MetaTensor keeps its meta data); ``masked`` is a
-        new array, ``img`` is not modified; ``mask`` is float32 ``(1, *spatial)``.
-
-    Raises:
-        ValueError: when the spatial shapes of ``img`` and ``hole`` differ, or ``fill_value`` does not fit an
-            integer image's dtype.
-    """
-    # Plain tensors inside (a MetaTensor's operations cost tens of microseconds each); the results take the
-    # type and, for a MetaTensor, the meta data of `img` back in convert_to_dst_type.
-    img_t = convert_to_tensor(img, track_meta=False)
-    if tuple(hole.shape[1:]) != tuple(img_t.shape[1:]):
-        raise ValueError(
-            f"hole mask spatial shape {tuple(hole.shape[1:])} differs from image {tuple(img_t.shape[1:])}."
-        )
-    hole = convert_to_tensor(hole, track_meta=False).to(img_t.device)
-    masked = None
-    if img_t.is_floating_point() and img_t.device.type == "cpu":
-        # image * (1 - hole) + fill * hole: branch-free, several times faster on CPU than a select with a random
-        # mask (0.1 against 0.53 ms for 3 x 224 x 224). A non-finite image value in a hole would survive the
-        # product (nan * 0 = nan), so an image with any non-finite value takes the select below; one float32
-        # sum finds them (and sends huge finite images there too, which is right). Other devices keep the
-        # select, which has no branches to mispredict there and needs no host sync for that check.
-        hole_t = hole.to(img_t.dtype)
-        masked = torch.add(img_t * (1 - hole_t), hole_t, alpha=fill_value)
-        if not bool(torch.isfinite(masked.sum(dtype=torch.float32))):
-            masked = None
-    if masked is None:
-        # torch.where keeps the image dtype (an integer image stays integer) and never aliases the input.
-        try:
-            fill = torch.as_tensor(fill_value, dtype=img_t.dtype, device=img_t.device)
-        except RuntimeError as e:  # e.g. a negative fill for a uint8 image
-            raise ValueError(f"fill_value {fill_value} does not fit the image dtype {img_t.dtype}: {e}") from e
-        masked = torch.where(hole.bool(), fill, img_t)
-    out, *_ = convert_to_dst_type(masked, dst=img)
-    mask_out, *_ = convert_to_dst_type(hole, dst=img, dtype=torch.float32)
-    return out, mask_out
-
-
 class RandHoleMask(RandomizableTransform):
     """
-    Fill random irregular holes (lines, discs, elliptic arcs, strokes) of a channel-first image with
-    ``fill_value``; all channels share the mask. This is the input masking of MaskSup (Zunair and Ben Hamza,
-    "Masked Supervised Learning for Semantic Segmentation", BMVC 2022), built on the irregular masks of
-    Liu et al. 2018, see :py:class:`HoleMaskGenerator`.
+    Fill the masked pixels of a random mask in a channel-first image with ``fill_value``; all channels share the
+    mask. By default the masks are random irregular holes (lines, discs, elliptic arcs, strokes): the input
+    masking of MaskSup (Zunair and Ben Hamza, "Masked Supervised Learning for Semantic Segmentation", BMVC 2022),
+    built on the irregular masks of Liu et al. 2018, see :py:class:`HoleMaskGenerator`. Any other
+    :py:class:`MaskGenerator` may draw them instead: :py:class:`HoleMaskFolder` (masks from image files) or
+    :py:class:`BoxMaskGenerator` (Cutout boxes).
 
-    The mask is drawn in ``randomize`` by :py:class:`HoleMaskGenerator` with a CPU ``torch.Generator`` seeded
-    from ``self.R``, on the image's device, so ``set_random_state`` reproduces it. With ``draw_batch=k`` the
-    generator draws k masks at once (one seed per k masks) and the next k calls use them in turn: per mask
-    this is several times cheaper (about 0.14 instead of 0.97 ms for raw 224 x 224 masks with k = 16, 0.92
-    instead of 2.1 ms for "high", on one CPU thread; see docs/benchmarks.md), at the cost of keeping up to k
-    masks in memory. The kept masks are dropped when the image size or device changes and by
-    ``set_random_state``, so use it where the images share one size (after a resize or crop): with a new size
-    at every call it would draw k masks to use one. ``draw_batch=1`` (default) draws one mask per call.
+    The mask is drawn in ``randomize`` through the :py:class:`MaskGenerator` call with a CPU
+    ``torch.Generator`` seeded from ``self.R``, on the image's device, so ``set_random_state`` reproduces it.
+    With ``draw_batch=k`` the generator draws k masks at once (one seed per k masks) and the next k calls use
+    them in turn: for :py:class:`HoleMaskGenerator` this is several times cheaper per mask (about 0.14 instead
+    of 0.97 ms for raw 224 x 224 masks with k = 16, 0.92 instead of 2.1 ms for "high", on one CPU thread; see
+    docs/benchmarks.md), at the cost of keeping up to k masks in memory. The kept masks are dropped when the
+    image size or device changes and by ``set_random_state``, so use it where the images share one size (after
+    a resize or crop): with a new size at every call it would draw k masks to use one. ``draw_batch=1``
+    (default) draws one mask per call.
 
     Args:
         coverage: hole ratio bin "low" (0.01, 0.1], "high" (0.5, 0.6], a ``(lo, hi)`` pair or ``None`` (raw
-            generator output). Ignored when ``mask_generator`` is given.
-        fill_value: value written into the holes.
+            generator output) of the default :py:class:`HoleMaskGenerator`. Ignored when ``mask_generator`` is
+            given.
+        fill_value: value written into the masked pixels.
         prob: probability of masking; when not applied the image is returned unchanged and the mask is empty.
         return_mask: when True, ``__call__`` returns ``(masked_image, mask)``.
-        mask_generator: a configured :py:class:`HoleMaskGenerator` to use instead of ``coverage``.
+        mask_generator: any :py:class:`MaskGenerator` to use instead of ``HoleMaskGenerator(coverage)``.
         draw_batch: masks drawn per call of the generator (kept for the next calls), at least 1.
 
     Raises:
         ValueError: for a bad ``coverage`` or ``draw_batch``, or an image that is not ``(C, H, W)`` /
             ``(C, H, W, D)``.
+        TypeError: when ``mask_generator`` is not callable.
     """
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
@@ -125,11 +85,13 @@ class RandHoleMask(RandomizableTransform):
         fill_value: float = 0.0,
         prob: float = 1.0,
         return_mask: bool = False,
-        mask_generator: HoleMaskGenerator | None = None,
+        mask_generator: MaskGenerator | None = None,
         draw_batch: int = 1,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
-        self.mask_generator = mask_generator if mask_generator is not None else HoleMaskGenerator(coverage)
+        if mask_generator is None:
+            mask_generator = HoleMaskGenerator(coverage)
+        self.mask_generator = check_mask_generator(mask_generator, f"{type(self).__name__}: mask_generator")
         self.fill_value = float(fill_value)
         self.return_mask = return_mask
         if int(draw_batch) < 1:
@@ -152,7 +114,7 @@ class RandHoleMask(RandomizableTransform):
             self._drawn = []
         if not self._drawn:
             generator = torch.Generator().manual_seed(int(self.R.randint(0, 2**31 - 1)))
-            masks = self.mask_generator.gen(self.draw_batch, spatial, device=device, generator=generator)
+            masks = self.mask_generator(self.draw_batch, spatial, device=device, generator=generator)
             self._drawn, self._drawn_for = list(masks.unbind(0))[::-1], key
         hole = self._drawn.pop()
         # a mask handed out must not keep the other masks of its draw alive
@@ -162,7 +124,8 @@ class RandHoleMask(RandomizableTransform):
         self, spatial_size: Sequence[int], device: torch.device | str | None = None
     ) -> None:
         """
-        Draw whether to mask and, if so, the hole mask ``(1, *spatial_size)`` on ``device``.
+        Draw whether to mask and, if so, the mask ``(1, *spatial_size)`` on ``device``; when not, the mask is
+        all zeros (this is the one place that decides it, for the dictionary transform too).
 
         Args:
             spatial_size: (H, W) or (H, W, D).
@@ -183,47 +146,57 @@ class RandHoleMask(RandomizableTransform):
 
         Returns:
             the masked image, of the type of ``img``; ``(masked, mask)`` when ``return_mask``.
-            The mask (float32 ``(1, *spatial)``, 1 = hole) is also kept in ``self.last_mask``.
+            The mask (float32 ``(1, *spatial)``, 1 = masked, of the type of ``img``) is also kept in
+            ``self.last_mask``.
 
         Raises:
             ValueError: when ``img`` is not channel-first 2D / 3D, or ``randomize=False`` and the last mask
                 has another spatial shape.
+            RuntimeError: when ``randomize=False`` and no mask was drawn yet.
         """
         check_channel_first_image(img)
         if randomize:
             device = img.device if isinstance(img, torch.Tensor) else None
             self.randomize(img.shape[1:], device=device)
         if self._hole is None:
-            raise RuntimeError("RandHoleMask: call randomize() before __call__(randomize=False).")
-        out, mask = apply_hole_mask(img, self._hole, self.fill_value)
-        self.last_mask = mask
-        return (out, mask) if self.return_mask else out
+            raise RuntimeError(f"{type(self).__name__}: call randomize() before __call__(randomize=False).")
+        out = apply_mask(img, self._hole, self.fill_value)
+        self.last_mask, *_ = convert_to_dst_type(self._hole, dst=img, dtype=torch.float32)
+        return (out, self.last_mask) if self.return_mask else out
 
 
-class RandHoleMaskd(MapTransform, RandomizableTransform):
+class RandHoleMaskd(Randomizable, MapTransform):
     """
-    Dictionary version of :py:class:`RandHoleMask`: writes a masked copy of every key and the shared hole
-    mask, leaving the original images untouched (MaskSup feeds both the clean and the masked image).
+    Dictionary version of :py:class:`RandHoleMask`: writes a masked copy of every key and the shared mask,
+    leaving the original images untouched (MaskSup feeds both the clean and the masked image).
 
-    ``d[masked_key] = image * (1 - hole) + fill_value * hole`` and ``d[mask_key] = hole`` ``(1, *spatial)``.
-    All keys must share the spatial shape and get the same mask. When the transform is not applied (``prob``)
-    the masked copy equals the image and the mask is all zeros, so the keys are always present.
+    ``d[masked_key] = image`` with the masked pixels set to ``fill_value`` and ``d[mask_key] = mask``
+    ``(1, *spatial)``, 1 = masked. All keys must share the spatial shape and get the same mask. The mask comes
+    from ``mask_generator``, any :py:class:`MaskGenerator` (default: ``HoleMaskGenerator(coverage)``; a
+    :py:class:`HoleMaskFolder` masks with the files of a mask folder, a :py:class:`BoxMaskGenerator` with
+    Cutout boxes). When the transform is not applied (``prob``) the masked copy equals the image and the mask is
+    all zeros, so the keys are always present.
+
+    Unlike MONAI's dictionary transforms, the wrapped :py:class:`RandHoleMask` (``self.masker``) draws ``prob``
+    too: it owns the "not applied" mask, so that one place decides it.
 
     Args:
         keys: keys of the images to mask.
         masked_key: key (one key) or keys (one per key) of the masked copies.
-        mask_key: key of the hole mask; ``None`` does not store it.
-        coverage: hole ratio bin, see :py:class:`HoleMaskGenerator`.
-        fill_value: value written into the holes.
+        mask_key: key of the mask; ``None`` does not store it.
+        coverage: hole ratio bin of the default :py:class:`HoleMaskGenerator`; ignored when ``mask_generator``
+            is given.
+        fill_value: value written into the masked pixels.
         prob: probability of masking.
-        mask_generator: a configured :py:class:`HoleMaskGenerator` to use instead of ``coverage``.
+        mask_generator: any :py:class:`MaskGenerator` to use instead of ``HoleMaskGenerator(coverage)``.
         draw_batch: masks drawn per call of the generator and kept for the next calls, see
             :py:class:`RandHoleMask`.
         allow_missing_keys: do not raise for absent keys.
 
     Raises:
         ValueError: when the number of masked keys does not match ``keys``, or an image is not channel-first
-            2D / 3D.
+            2D / 3D, or the keys' spatial shapes differ.
+        TypeError: when ``mask_generator`` is not callable.
     """
 
     backend = RandHoleMask.backend
@@ -231,46 +204,54 @@ class RandHoleMaskd(MapTransform, RandomizableTransform):
     def __init__(
         self,
         keys: KeysCollection = "image",
-        masked_key: str | Sequence[str] = "image_masked",
-        mask_key: str | None = "hole_mask",
+        masked_key: str | Sequence[str] = PluginKeys.IMAGE_MASKED,
+        mask_key: str | None = PluginKeys.HOLE_MASK,
         coverage: str | tuple[float, float] | None = "high",
         fill_value: float = 0.0,
         prob: float = 1.0,
-        mask_generator: HoleMaskGenerator | None = None,
+        mask_generator: MaskGenerator | None = None,
         draw_batch: int = 1,
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
         self.masked_keys = masked_keys_for(self.keys, masked_key)
         self.mask_key = mask_key
         self.masker = RandHoleMask(
-            coverage=coverage, fill_value=fill_value, prob=1.0, mask_generator=mask_generator, draw_batch=draw_batch
+            coverage=coverage, fill_value=fill_value, prob=prob, mask_generator=mask_generator, draw_batch=draw_batch
         )
+
+    @property
+    def prob(self) -> float:
+        """Probability of masking (drawn by ``self.masker``)."""
+        return self.masker.prob
+
+    @property
+    def mask_generator(self) -> MaskGenerator:
+        """The :py:class:`MaskGenerator` that draws the masks."""
+        return self.masker.mask_generator
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandHoleMaskd:
         super().set_random_state(seed, state)
         self.masker.set_random_state(seed, state)
         return self
 
+    def randomize(  # type: ignore[override]
+        self, spatial_size: Sequence[int], device: torch.device | str | None = None
+    ) -> None:
+        """Draw whether to mask and the mask for images of ``spatial_size`` on ``device``, see
+        :py:meth:`RandHoleMask.randomize`."""
+        self.masker.randomize(spatial_size, device)
+
     def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
         d = dict(data)
-        self.randomize(None)
-        first_key = self.first_key(d)
-        if first_key == ():
+        present = list(self.key_iterator(d))
+        if not present:
             return d
-        check_channel_first_image(d[first_key], name=f"d[{first_key!r}]")
-        image = d[first_key]
-        device = image.device if isinstance(image, torch.Tensor) else None
-        if self._do_transform:
-            self.masker.randomize(image.shape[1:], device=device)
-        else:
-            self.masker._hole = torch.zeros((1, *image.shape[1:]), dtype=torch.float32, device=device)
-        mask = None
+        image = d[present[0]]
+        spatial = shared_spatial_size(d, present, type(self).__name__)
+        self.randomize(spatial, device=image.device if isinstance(image, torch.Tensor) else None)
         for key, masked_key in self.key_iterator(d, self.masked_keys):
-            check_channel_first_image(d[key], name=f"d[{key!r}]")
             d[masked_key] = self.masker(d[key], randomize=False)
-            mask = self.masker.last_mask
-        if self.mask_key is not None and mask is not None:
-            d[self.mask_key] = mask
+        if self.mask_key is not None:
+            d[self.mask_key] = self.masker.last_mask
         return d

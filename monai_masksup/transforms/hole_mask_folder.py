@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
-from monai.config.type_definitions import NdarrayOrTensor, PathLike
-from monai.transforms import MapTransform, Randomizable, RandomizableTransform
+from monai.config.type_definitions import PathLike
+from monai.transforms import Randomizable
+from monai.utils import deprecated
 from PIL import Image, UnidentifiedImageError
 
-from .hole_mask import apply_hole_mask, masked_keys_for
-from .spatial_size import check_channel_first_image
+from monai_masksup import __version__
+from monai_masksup.keys import PluginKeys
+
+from .hole_mask import RandHoleMaskd
+from .spatial_size import as_spatial_size
 
 __all__ = ["HoleMaskFolder", "LoadHoleMaskd"]
 
@@ -29,10 +33,17 @@ class HoleMaskFolder(Randomizable):
     white = hole; the test set's files are ordered by hole ratio in bins of 2,000, so ``index_range`` picks
     a coverage bin).
 
-    Every draw picks one file uniformly, then applies the augmentation the data set's authors recommend:
+    Every mask picks one file uniformly, then applies the augmentation the data set's authors recommend:
     binarise at ``threshold`` x the image maximum, dilate by a random square of ``dilation_range`` pixels
     (in the mask's own resolution), rotate by a random angle, translate, crop a random square share of the
     mask, and resize to the requested size with nearest-neighbour sampling (one affine resampling).
+
+    It is a :py:class:`MaskGenerator`: ``folder(batch_size, (H, W), device=None, generator=None)`` returns
+    ``(B, 1, H, W)`` float32 masks on ``device``, so it works in :py:class:`RandHoleMaskd` and as the
+    ``mask_generator`` of :py:class:`monai_masksup.engines.MaskSupTrainer`. Its random numbers come from
+    ``generator`` when given, else from a ``torch.Generator`` seeded from ``self.R`` (``set_random_state``).
+    The files are read and augmented one mask at a time on the CPU (they may differ in size); only the final
+    resampling runs on ``device``.
 
     Args:
         mask_dir: folder of mask images (.png, .jpg, .jpeg, .bmp), read in sorted file-name order.
@@ -89,7 +100,6 @@ class HoleMaskFolder(Randomizable):
         self.crop_range = (float(crop_range[0]), float(crop_range[1]))
         self.cache = cache
         self._cache: dict[Path, np.ndarray] = {}
-        self._params: dict | None = None
 
     def read_mask(self, path: Path) -> np.ndarray:
         """
@@ -116,62 +126,105 @@ class HoleMaskFolder(Randomizable):
             self._cache[path] = hole
         return hole
 
-    def randomize(self, data=None) -> None:
-        """Draw the file and the augmentation parameters."""
-        dil = None
-        if self.dilation_range is not None:
-            dil = int(self.R.randint(self.dilation_range[0], self.dilation_range[1] + 1))
-        self._params = {
-            "file": self.files[int(self.R.randint(len(self.files)))],
-            "dilation": dil,
-            "angle": math.radians(self.R.uniform(-self.max_rotation, self.max_rotation)),
-            "shift": self.R.uniform(-self.max_translation, self.max_translation, size=2) * 2.0,
-            "scale": self.R.uniform(*self.crop_range),
-        }
-
-    def __call__(self, spatial_size: Sequence[int], randomize: bool = True) -> np.ndarray:
+    def draw_params(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """
+        Draw the file and the augmentation of ``batch_size`` masks, in a fixed order, from ``generator``.
+
         Args:
-            spatial_size: output (H, W).
-            randomize: draw a new file and augmentation.
+            batch_size: number of masks B.
+            generator: the source of every random number (any device).
 
         Returns:
-            float32 array ``(1, H, W)``, 1 = hole.
+            CPU tensors: ``file`` (B,) indices into ``self.files``, ``dilation`` (B,) square sides (absent
+            without ``dilation_range``), ``angle`` (B,) radians, ``shift`` (B, 2) in grid units, ``scale`` (B,).
+        """
+        b, gen_device = int(batch_size), generator.device
+
+        def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+            u = torch.rand(shape, generator=generator, device=gen_device, dtype=torch.float64).cpu()
+            return lo + (hi - lo) * u
+
+        def randint(lo: int, hi: int) -> torch.Tensor:  # lo .. hi - 1, as numpy
+            return torch.randint(lo, hi, (b,), generator=generator, device=gen_device).cpu()
+
+        params = {"file": randint(0, len(self.files))}
+        if self.dilation_range is not None:
+            params["dilation"] = randint(self.dilation_range[0], self.dilation_range[1] + 1)
+        params["angle"] = torch.deg2rad(uniform(-self.max_rotation, self.max_rotation, b))
+        # [-1, 1] grid coordinates span two sides' shares
+        params["shift"] = uniform(-self.max_translation, self.max_translation, b, 2) * 2.0
+        params["scale"] = uniform(*self.crop_range, b)
+        return params
+
+    def __call__(
+        self,
+        batch_size: int,
+        spatial_size: Sequence[int],
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """
+        Draw ``batch_size`` augmented masks from the folder.
+
+        Args:
+            batch_size: number of masks B, at least 1.
+            spatial_size: output (H, W).
+            device: device of the returned masks (default CPU).
+            generator: source of every random number; ``None``: a generator seeded from ``self.R``.
+
+        Returns:
+            float32 tensor ``(B, 1, H, W)`` on ``device``, 1 = hole.
 
         Raises:
-            ValueError: for a 3D ``spatial_size`` (only 2D mask folders are supported) or an unreadable file.
+            ValueError: for a 3D ``spatial_size`` (only 2D mask folders are supported), ``batch_size < 1`` or an
+                unreadable file.
         """
         if len(spatial_size) != 2:
             raise ValueError(
                 f"HoleMaskFolder draws 2D masks only; got spatial size {tuple(spatial_size)} "
                 "(use HoleMaskGenerator for 3D)."
             )
-        if randomize or self._params is None:
-            self.randomize()
-        p = self._params
-        hole = torch.from_numpy(self.read_mask(p["file"]).astype(np.float32))[None, None]
-        if p["dilation"] is not None and p["dilation"] > 1:
-            k = p["dilation"]
+        spatial = as_spatial_size(spatial_size)
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if generator is None:
+            generator = torch.Generator().manual_seed(int(self.R.randint(0, 2**31 - 1)))
+        params = self.draw_params(int(batch_size), generator)
+        device = torch.device("cpu") if device is None else torch.device(device)
+        masks = [self._augment(params, i, spatial, device) for i in range(int(batch_size))]
+        return torch.cat(masks, dim=0)
+
+    def _augment(self, params: dict[str, torch.Tensor], i: int, spatial: tuple[int, ...], device: torch.device):
+        """Mask ``i`` of the draws ``params``, ``(1, 1, H, W)`` on ``device``."""
+        hole = torch.from_numpy(self.read_mask(self.files[int(params["file"][i])]).astype(np.float32))[None, None]
+        k = int(params["dilation"][i]) if "dilation" in params else 1
+        if k > 1:
             # Separable square dilation; asymmetric padding keeps the size for even sides.
             hole = F.max_pool2d(F.pad(hole, ((k - 1) // 2, k // 2, 0, 0)), (1, k), stride=1)
             hole = F.max_pool2d(F.pad(hole, (0, 0, (k - 1) // 2, k // 2)), (k, 1), stride=1)
-        cos, sin, s = math.cos(p["angle"]), math.sin(p["angle"]), p["scale"]
+        angle, s = float(params["angle"][i]), float(params["scale"][i])
+        cos, sin = math.cos(angle), math.sin(angle)
+        shift_x, shift_y = (float(v) for v in params["shift"][i])
         # Output grid -> mask coordinates in [-1, 1]: keep the output's aspect ratio, crop (scale), rotate, shift.
-        ax, ay = spatial_size[1] / max(spatial_size), spatial_size[0] / max(spatial_size)
+        ax, ay = spatial[1] / max(spatial), spatial[0] / max(spatial)
         theta = torch.tensor(
-            [[s * cos * ax, -s * sin * ay, p["shift"][0]], [s * sin * ax, s * cos * ay, p["shift"][1]]],
+            [[s * cos * ax, -s * sin * ay, shift_x], [s * sin * ax, s * cos * ay, shift_y]],
             dtype=torch.float32,
+            device=device,
         )[None]
-        grid = F.affine_grid(theta, [1, 1, int(spatial_size[0]), int(spatial_size[1])], align_corners=False)
-        out = F.grid_sample(hole, grid, mode="nearest", padding_mode="zeros", align_corners=False)
-        return out[0].numpy()
+        grid = F.affine_grid(theta, [1, 1, spatial[0], spatial[1]], align_corners=False)
+        return F.grid_sample(hole.to(device), grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-class LoadHoleMaskd(MapTransform, RandomizableTransform):
+@deprecated(
+    since="0.1.0",
+    version_val=__version__,
+    msg_suffix="use RandHoleMaskd(keys, mask_generator=HoleMaskFolder(mask_dir, ...)) instead.",
+)
+class LoadHoleMaskd(RandHoleMaskd):
     """
-    Mask images with holes drawn from a mask folder (see :py:class:`HoleMaskFolder`); writes the same keys
-    as :py:class:`RandHoleMaskd`: ``d[masked_key]`` (masked copy, original untouched) and ``d[mask_key]``
-    ``(1, H, W)``, 1 = hole. 2D channel-first images only.
+    Deprecated alias of ``RandHoleMaskd(keys, mask_generator=HoleMaskFolder(mask_dir, **folder_kwargs))``:
+    masks images with holes drawn from a mask folder and writes the keys of :py:class:`RandHoleMaskd`.
 
     Args:
         keys: keys of the images to mask (same spatial shape, same mask).
@@ -193,47 +246,19 @@ class LoadHoleMaskd(MapTransform, RandomizableTransform):
         self,
         keys: KeysCollection = "image",
         mask_dir: PathLike = "",
-        masked_key: str | Sequence[str] = "image_masked",
-        mask_key: str | None = "hole_mask",
+        masked_key: str | Sequence[str] = PluginKeys.IMAGE_MASKED,
+        mask_key: str | None = PluginKeys.HOLE_MASK,
         fill_value: float = 0.0,
         prob: float = 1.0,
         allow_missing_keys: bool = False,
         **folder_kwargs,
     ) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.masked_keys = masked_keys_for(self.keys, masked_key)
-        self.mask_key = mask_key
-        self.fill_value = float(fill_value)
-        self.folder = HoleMaskFolder(mask_dir, **folder_kwargs)
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> LoadHoleMaskd:
-        super().set_random_state(seed, state)
-        self.folder.set_random_state(seed, state)
-        return self
-
-    def __call__(self, data: Mapping[Hashable, NdarrayOrTensor]) -> dict[Hashable, NdarrayOrTensor]:
-        d = dict(data)
-        self.randomize(None)
-        first_key = self.first_key(d)
-        if first_key == ():
-            return d
-        image = d[first_key]
-        check_channel_first_image(image, name=f"d[{first_key!r}]")
-        if image.ndim != 3:
-            raise ValueError(
-                f"LoadHoleMaskd masks 2D images (C, H, W) only; d[{first_key!r}] has shape {tuple(image.shape)} "
-                "(use RandHoleMaskd for 3D)."
-            )
-        spatial = tuple(image.shape[1:])
-        if self._do_transform:
-            hole = torch.from_numpy(self.folder(spatial))
-        else:
-            hole = torch.zeros((1, *spatial), dtype=torch.float32)
-        mask = None
-        for key, masked_key in self.key_iterator(d, self.masked_keys):
-            check_channel_first_image(d[key], name=f"d[{key!r}]")
-            d[masked_key], mask = apply_hole_mask(d[key], hole, self.fill_value)
-        if self.mask_key is not None and mask is not None:
-            d[self.mask_key] = mask
-        return d
+        super().__init__(
+            keys,
+            masked_key=masked_key,
+            mask_key=mask_key,
+            fill_value=fill_value,
+            prob=prob,
+            mask_generator=HoleMaskFolder(mask_dir, **folder_kwargs),
+            allow_missing_keys=allow_missing_keys,
+        )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 from monai.config.type_definitions import NdarrayOrTensor
 
-__all__ = ["as_spatial_size", "check_channel_first_image"]
+__all__ = ["as_spatial_size", "check_channel_first_image", "shared_spatial_size"]
 
 
 def as_spatial_size(spatial_size: Sequence[int], name: str = "spatial_size") -> tuple[int, ...]:
@@ -43,3 +43,35 @@ def check_channel_first_image(img: NdarrayOrTensor, name: str = "img") -> None:
         raise ValueError(
             f"{name} must be channel-first (C, H, W) or (C, H, W, D), got shape {tuple(img.shape)}."
         )
+
+
+def shared_spatial_size(
+    data: Mapping[Hashable, NdarrayOrTensor], keys: Iterable[Hashable], owner: str
+) -> tuple[int, ...]:
+    """
+    The spatial shape that the images under ``keys`` share, for a dictionary transform that makes one mask for
+    all of them.
+
+    Args:
+        data: the data dictionary.
+        keys: the keys present in ``data`` to check, at least one; the first one sets the shape.
+        owner: the transform's name, for the message.
+
+    Returns:
+        the spatial shape ``(H, W)`` or ``(H, W, D)``.
+
+    Raises:
+        ValueError: when an image is not channel-first 2D / 3D, has an empty side, or the shapes differ.
+    """
+    keys = list(keys)
+    first = data[keys[0]]
+    check_channel_first_image(first, name=f"data[{keys[0]!r}]")
+    spatial = as_spatial_size(first.shape[1:], f"spatial size of data[{keys[0]!r}]")
+    for key in keys[1:]:
+        check_channel_first_image(data[key], name=f"data[{key!r}]")
+        if tuple(data[key].shape[1:]) != spatial:
+            raise ValueError(
+                f"{owner}: key {key!r} has spatial size {tuple(data[key].shape[1:])}, "
+                f"but {keys[0]!r} has {spatial}; one mask needs one size."
+            )
+    return spatial

@@ -265,3 +265,12 @@ def test_spatial_rank_other_than_2_or_3_raises(spatial_size):
 def test_empty_image_side_raises_naming_the_image():
     with pytest.raises(ValueError, match="spatial size of img must be positive"):
         RandBoxMask()(np.zeros((1, 0, 4), dtype=np.float32))
+
+
+def test_rand_box_maskd_not_applied_stores_a_mask_without_a_box_of_the_image_type():
+    image = np.zeros((2, 12, 10), np.float32)
+    out = RandBoxMaskd(keys="image", prob=0.0)({"image": image})
+    assert isinstance(out["box_mask"], np.ndarray) and out["box_mask"].dtype == np.float32
+    assert out["box_mask"].shape == (1, 12, 10) and not out["box_mask"].any()
+    inverted = RandBoxMaskd(keys="image", invert=False, prob=0.0)({"image": image})
+    assert (inverted["box_mask"] == 1.0).all()

@@ -196,37 +196,23 @@ def test_draw_batch_dict_matches_array_and_default_draws_one_mask_per_call():
         RandHoleMask(draw_batch=0)
 
 
-_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.int32]
+def test_dict_not_applied_writes_an_unchanged_copy_and_an_empty_mask():
+    img = torch.from_numpy(_image())
+    out = RandHoleMaskd(prob=0.0)({"image": img})
+    assert out["image_masked"] is not img and torch.equal(out["image_masked"], img)
+    assert out["hole_mask"].shape == (1, 64, 48) and out["hole_mask"].dtype == torch.float32
+    assert not out["hole_mask"].any()
 
 
-@pytest.mark.parametrize("dtype", _DTYPES)
-@pytest.mark.parametrize("fill", [0.0, -5.0, 7.0])
-def test_apply_hole_mask_equals_a_select_for_every_dtype(dtype, fill):
-    # Floating images are masked by image * (1 - hole) + fill * hole, integer ones by a select: both must give
-    # exactly the select's result, in the image's dtype.
-    from monai_masksup.transforms.hole_mask import apply_hole_mask
-
-    rng = np.random.default_rng(3)
-    img = torch.as_tensor(rng.uniform(0, 200, (3, 20, 16))).to(dtype)
-    hole = torch.as_tensor(rng.random((1, 20, 16)) < 0.4, dtype=torch.float32)
-    if dtype == torch.uint8 and fill < 0:
-        with pytest.raises(ValueError, match="fill_value -5.0 does not fit the image dtype torch.uint8"):
-            apply_hole_mask(img, hole, fill)
-        return
-    masked, mask = apply_hole_mask(img, hole, fill)
-    want = torch.where(hole.bool(), torch.as_tensor(fill, dtype=dtype), img)
-    assert masked.dtype == dtype and torch.equal(masked, want) and torch.equal(mask, hole)
-
-
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
-def test_apply_hole_mask_fills_holes_over_non_finite_values_and_keeps_them_elsewhere(bad):
-    from monai_masksup.transforms.hole_mask import apply_hole_mask
-
-    img = torch.ones(2, 6, 5)
-    img[0, 1, 1] = img[1, 4, 3] = bad  # (1, 1) lies in a hole, (4, 3) does not
-    hole = torch.zeros(1, 6, 5)
-    hole[0, 1, 1] = hole[0, 2, 2] = 1.0
-    masked, _ = apply_hole_mask(img, hole, -5.0)
-    assert masked[0, 1, 1] == -5.0 and masked[1, 1, 1] == -5.0 and masked[0, 2, 2] == -5.0
-    assert torch.equal(masked[1, 4, 3], img[1, 4, 3]) or (masked[1, 4, 3].isnan() and img[1, 4, 3].isnan())
-    assert masked[1, 4, 3].isfinite().item() is False and torch.equal(masked[0, 4, 3], torch.tensor(1.0))
+def test_dict_with_prob_draws_apply_or_not_as_the_array_transform_under_the_same_seed():
+    img = _image((1, 32, 32))
+    array = RandHoleMask(coverage="low", prob=0.5, return_mask=True).set_random_state(1)
+    dictionary = RandHoleMaskd(coverage="low", prob=0.5).set_random_state(1)
+    applied = []
+    for _ in range(8):
+        want, mask = array(img)
+        got = dictionary({"image": img})
+        np.testing.assert_array_equal(got["image_masked"], want)
+        np.testing.assert_array_equal(got["hole_mask"], mask)
+        applied.append(bool(mask.any()))
+    assert set(applied) == {True, False}
