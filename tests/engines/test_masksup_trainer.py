@@ -376,7 +376,10 @@ class _FixedComponentsLoss(torch.nn.Module):
 
     def __init__(self, components: dict) -> None:
         super().__init__()
-        self.last_components = components
+        self.components = components
+
+    def loss_components(self) -> dict:
+        return self.components
 
     def forward(self, pred_clean, pred_masked, target):
         return (pred_clean - target).abs().mean() + (pred_masked - target).abs().mean()
@@ -399,5 +402,5 @@ def test_loss_components_are_reported_as_python_floats(components):
 
 def test_non_scalar_loss_component_is_rejected_with_its_name():
     loss = _FixedComponentsLoss({"seg": torch.zeros(2)})
-    with pytest.raises(ValueError, match=r"last_components\['seg'\] must be a scalar"):
+    with pytest.raises(ValueError, match=r"loss_components\(\)\['seg'\] must be a scalar"):
         _trainer(_random_batches(1), loss_function=loss).run()
