@@ -476,7 +476,7 @@ def _extra_outputs(outputs: Mapping[str, Any] | None, owner: str) -> dict[str, A
     extra: dict[str, Any] = {}
     for key, value in outputs.items():
         if key in common:
-            raise ValueError(f"{owner}: TrainingStep.outputs may not set the CommonKeys entry {key!r}.")
+            raise ValueError(f"{owner}: TrainingStep.outputs may not set the CommonKeys entry {str(key)!r}.")
         if value is not None:
             extra[key] = value.detach() if isinstance(value, torch.Tensor) else value
     return extra
