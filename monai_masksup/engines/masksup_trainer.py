@@ -252,7 +252,8 @@ class MaskSupTrainer(MultiPassTrainer):
             else:
                 hole = None
             return masked, hole
-        hole = self.mask_generator(inputs.shape[0], tuple(inputs.shape[2:]), device=inputs.device, generator=self._mask_rng)
+        spatial_size = tuple(inputs.shape[2:])
+        hole = self.mask_generator(inputs.shape[0], spatial_size, device=inputs.device, generator=self._mask_rng)
         dtype = inputs.dtype if inputs.is_floating_point() else torch.float32
         hole = torch.as_tensor(hole).to(device=inputs.device, dtype=dtype)
         return apply_mask(inputs, hole, self.fill_value, batched=True), hole

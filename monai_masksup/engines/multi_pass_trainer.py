@@ -103,8 +103,9 @@ class MultiPassTrainer(SupervisedTrainer):
     2. ``compute_loss(TrainingBatch) -> TrainingStep``. Its forward passes go through :meth:`forward`, which runs
        the ``inferer`` under ``torch.autocast`` on the device type of ``device`` with ``amp_kwargs`` when
        ``amp=True``; everything else in it, the loss above all, runs outside autocast, on float32 logits
-       (:func:`to_float32`). The default implementation is ``SupervisedTrainer``'s step:
-       ``loss_function(to_float32(forward(inputs)), targets)``.
+       (:func:`to_float32`). A second network (an EMA teacher) runs inside :meth:`autocast`, and the batches of
+       extra data loaders (unlabelled data) are moved with :meth:`prepare`. The default implementation is
+       ``SupervisedTrainer``'s step: ``loss_function(to_float32(forward(inputs)), targets)``.
     3. ``PRED`` = :func:`first_output` of ``TrainingStep.pred`` (metrics never see a deep-supervision list), the
        extra outputs are stored, and ``FORWARD_COMPLETED`` fires. It fires once ``compute_loss`` has returned,
        i.e. after all forward passes **and** the loss evaluation: handlers there see ``PRED`` and the extra
@@ -115,8 +116,8 @@ class MultiPassTrainer(SupervisedTrainer):
        ``TrainingStep.components``; read back with one host synchronisation); ``LOSS_COMPLETED`` fires.
     5. Backward (loss divided by ``accumulation_steps``, scaled by the ``GradScaler`` for float16);
        ``BACKWARD_COMPLETED`` fires.
-    6. On a step iteration: ``optimizer.step()`` (through the scaler for float16); ``TrainerEvents.OPTIMIZER_STEPPED``
-       fires when the optimizer really stepped. ``MODEL_COMPLETED`` fires last.
+    6. On a step iteration: ``optimizer.step()`` (through the scaler for float16);
+       ``TrainerEvents.OPTIMIZER_STEPPED`` fires when the optimizer really stepped. ``MODEL_COMPLETED`` fires last.
 
     Gradient accumulation is ``SupervisedTrainer``'s: gradients are zeroed at the first of every
     ``accumulation_steps`` iterations and the optimizer steps at the last one, and at the last iteration of an
@@ -275,8 +276,16 @@ class MultiPassTrainer(SupervisedTrainer):
         Returns:
             the network's raw output: a tensor, or a list/tuple for a deep-supervision network.
         """
-        with self._autocast():
+        with self.autocast():
             return self.inferer(inputs, self.network, *args, **kwargs)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """
+        Returns:
+            ``torch.autocast`` on the device type of ``device`` with ``amp_kwargs`` when ``amp=True``, else a null
+            context: the context of :meth:`forward`, for a second network such as an EMA teacher.
+        """
+        return torch.autocast(self._device_type(), **self.amp_kwargs) if self.amp else contextlib.nullcontext()
 
     def compute_loss(self, batch: TrainingBatch) -> TrainingStep:
         """
@@ -304,8 +313,6 @@ class MultiPassTrainer(SupervisedTrainer):
         device_type = self._device_type()
         return bool(self.amp) and self.amp_kwargs.get("dtype", torch.get_autocast_dtype(device_type)) == torch.float16
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self._device_type(), **self.amp_kwargs) if self.amp else contextlib.nullcontext()
 
     def _prepare_tensors(self, batchdata: Any) -> tuple[Any, Any, tuple, dict]:
         """``prepare_batch`` in its 4-tuple form (a 2-tuple gets empty ``args``/``kwargs``)."""
@@ -349,7 +356,9 @@ class MultiPassTrainer(SupervisedTrainer):
         self.scaler.update()
         return self.scaler.get_scale() >= scale
 
-    def _iteration(self, engine: MultiPassTrainer, batchdata: dict[str, torch.Tensor]) -> dict:  # type: ignore[override]
+    def _iteration(  # type: ignore[override]
+        self, engine: MultiPassTrainer, batchdata: dict[str, torch.Tensor]
+    ) -> dict:
         """
         One training iteration in the Ignite engine (see the class docstring for the order of its steps).
 

@@ -338,32 +338,52 @@ def test_masksup_loss_gets_raw_float32_lists_in_batched_mode():
     assert not torch.equal(out["image_masked"], out[Keys.IMAGE])
 
 
-class _TwoTermTrainer(MultiPassTrainer):
-    """A subclass with two losses, extra outputs and logged terms, as a mean-teacher engine would have."""
+class _TeacherStudentTrainer(MultiPassTrainer):
+    """The shape of a mean-teacher engine: an extra unlabelled loader, a frozen teacher, two logged loss terms."""
+
+    def __init__(self, *args, unlabelled, teacher, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.unlabelled = iter(unlabelled)
+        self.teacher = teacher
+        self.teacher_dtypes: list[torch.dtype] = []
+        self.unlabelled_targets: list = []
 
     def compute_loss(self, batch):
+        unlabelled = self.prepare(next(self.unlabelled))
+        self.unlabelled_targets.append(unlabelled.targets)
         pred = self.forward(batch.inputs)
+        student = self.forward(unlabelled.inputs)
+        with torch.no_grad(), self.autocast():
+            teacher = self.teacher(unlabelled.inputs)
+        self.teacher_dtypes.append(teacher.dtype)
         sup = _mse(pred.float(), batch.targets)
-        cons = (pred.float() ** 2).mean()
-        outputs = {"pred_doubled": 2 * pred, "absent": None, "note": "kept"}
+        cons = _mse(student.float(), teacher.float())
+        outputs = {"pred_teacher": teacher, "student_doubled": 2 * student, "absent": None, "note": "kept"}
         return TrainingStep(sup + 0.5 * cons, pred, outputs, {"sup": sup.detach(), "cons": cons.detach()})
 
 
-def test_subclass_outputs_are_detached_and_components_logged_as_floats():
-    net = _conv()
-    trainer = _TwoTermTrainer(
+def test_subclass_with_extra_loader_and_teacher_logs_its_terms_and_detached_outputs():
+    net, teacher = _conv(), _conv()
+    trainer = _TeacherStudentTrainer(
         device="cpu",
         max_epochs=1,
-        train_data_loader=_batches(1, size=8),
+        train_data_loader=_batches(2, size=8),
         network=net,
         optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
         loss_function=_mse,
+        amp=True,
+        amp_kwargs={"dtype": torch.bfloat16},
         decollate=False,
+        unlabelled=[{"image": b["image"]} for b in _batches(2, size=8, seed=1)],
+        teacher=teacher,
     )
     trainer.run()
     out = trainer.state.output
+    # the teacher ran under the trainer's autocast; the unlabelled batches have no label
+    assert trainer.teacher_dtypes == [torch.bfloat16, torch.bfloat16]
+    assert trainer.unlabelled_targets == [None, None]
     assert "absent" not in out and out["note"] == "kept"
-    assert not out["pred_doubled"].requires_grad and out[Keys.PRED].requires_grad
+    assert not out["student_doubled"].requires_grad and out[Keys.PRED].requires_grad
     assert type(out["loss_sup"]) is float and type(out["loss_cons"]) is float
     assert out[Keys.LOSS].item() == pytest.approx(out["loss_sup"] + 0.5 * out["loss_cons"], rel=1e-6)
 
