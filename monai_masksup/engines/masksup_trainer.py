@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
-from monai.engines.utils import default_metric_cmp_fn, default_prepare_batch
-from monai.inferers import Inferer
-from monai.transforms import Transform
-from monai.utils import IgniteInfo, min_version, optional_import
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
@@ -25,14 +21,6 @@ from monai_masksup.engines.multi_pass_trainer import (
 )
 from monai_masksup.keys import PluginKeys
 from monai_masksup.transforms.apply_mask import apply_mask
-
-if TYPE_CHECKING:
-    from ignite.engine import Engine, EventEnum
-    from ignite.metrics import Metric
-else:
-    Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
-    Metric, _ = optional_import("ignite.metrics", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Metric")
-    EventEnum, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "EventEnum")
 
 __all__ = ["MaskSupTrainer", "BRANCH_MODES", "MaskSupKeys"]
 
@@ -83,11 +71,6 @@ class MaskSupTrainer(MultiPassTrainer):
         network: network to train; may be wrapped in ``DistributedDataParallel``.
         optimizer: the optimizer associated with the network.
         loss_function: callable ``(pred_clean, pred_masked, label) -> scalar``; default ``MaskSupLoss()``.
-        epoch_length, non_blocking, prepare_batch, inferer, postprocessing, key_train_metric,
-        additional_metrics, metric_cmp_fn, train_handlers, amp, event_names, event_to_attr, decollate,
-        optim_set_to_none, to_kwargs, amp_kwargs, compile, compile_kwargs, accumulation_steps:
-            as in ``monai.engines.SupervisedTrainer`` (AMP and accumulation as in :class:`MultiPassTrainer`).
-        iteration_update: must be ``None`` (refused, see :class:`MultiPassTrainer`).
         mask_generator: a mask generator ``(batch_size, spatial_size, device=None, generator=None) ->
             (B, 1, *spatial)`` float hole mask, 1 = hole; default ``HoleMaskGenerator("high")``.
         branch_mode: ``"separate"`` (two forward passes, default) or ``"batched"`` (one pass over ``2B`` images).
@@ -101,6 +84,9 @@ class MaskSupTrainer(MultiPassTrainer):
             ``torch.distributed`` the seed is offset by the rank so that ranks draw different masks. The
             generator is registered as extra state ``"mask_rng"`` so that a checkpoint saves it. ``None`` uses
             the global torch random state.
+        kwargs: the other arguments of :class:`MultiPassTrainer`, by keyword: ``epoch_length``, ``amp``,
+            ``amp_kwargs``, ``accumulation_steps``, ``train_handlers``... as in ``monai.engines.SupervisedTrainer``
+            (``iteration_update`` is refused).
 
     Raises:
         ValueError: When ``branch_mode`` is not one of ``"separate"``, ``"batched"``.
@@ -116,32 +102,14 @@ class MaskSupTrainer(MultiPassTrainer):
         network: torch.nn.Module,
         optimizer: Optimizer,
         loss_function: Callable | None = None,
-        epoch_length: int | None = None,
-        non_blocking: bool = False,
-        prepare_batch: Callable = default_prepare_batch,
-        iteration_update: Callable[[Engine, Any], Any] | None = None,
-        inferer: Inferer | None = None,
-        postprocessing: Transform | None = None,
-        key_train_metric: dict[str, Metric] | None = None,
-        additional_metrics: dict[str, Metric] | None = None,
-        metric_cmp_fn: Callable = default_metric_cmp_fn,
-        train_handlers: Sequence | None = None,
-        amp: bool = False,
-        event_names: list[str | EventEnum | type[EventEnum]] | None = None,
-        event_to_attr: dict | None = None,
-        decollate: bool = True,
-        optim_set_to_none: bool = False,
-        to_kwargs: dict | None = None,
-        amp_kwargs: dict | None = None,
-        compile: bool = False,
-        compile_kwargs: dict | None = None,
-        accumulation_steps: int = 1,
+        *,
         mask_generator: Callable | None = None,
         branch_mode: str = "separate",
         masked_image_key: str = PluginKeys.IMAGE_MASKED,
         hole_mask_key: str = PluginKeys.HOLE_MASK,
         fill_value: float = 0.0,
         mask_seed: int | None = None,
+        **kwargs: Any,
     ) -> None:
         if branch_mode not in BRANCH_MODES:
             raise ValueError(f"MaskSupTrainer: `branch_mode` must be one of {BRANCH_MODES}, got {branch_mode!r}.")
@@ -164,26 +132,7 @@ class MaskSupTrainer(MultiPassTrainer):
             network=network,
             optimizer=optimizer,
             loss_function=loss_function,
-            epoch_length=epoch_length,
-            non_blocking=non_blocking,
-            prepare_batch=prepare_batch,
-            iteration_update=iteration_update,
-            inferer=inferer,
-            postprocessing=postprocessing,
-            key_train_metric=key_train_metric,
-            additional_metrics=additional_metrics,
-            metric_cmp_fn=metric_cmp_fn,
-            train_handlers=train_handlers,
-            amp=amp,
-            event_names=event_names,
-            event_to_attr=event_to_attr,
-            decollate=decollate,
-            optim_set_to_none=optim_set_to_none,
-            to_kwargs=to_kwargs,
-            amp_kwargs=amp_kwargs,
-            compile=compile,
-            compile_kwargs=compile_kwargs,
-            accumulation_steps=accumulation_steps,
+            **kwargs,
         )
         self.mask_generator = mask_generator
         self.branch_mode = branch_mode

@@ -53,11 +53,12 @@ def _mse(pred, target):
     return ((pred - target) ** 2).mean()
 
 
-def _base(data, network=None, loss_function=_mse, **kwargs) -> MultiPassTrainer:
+def _base(data, network=None, loss_function=_mse, trainer_class=MultiPassTrainer, **kwargs) -> MultiPassTrainer:
+    """A one-epoch CPU trainer of ``trainer_class`` (a one-convolution network and SGD unless given)."""
     network = _conv() if network is None else network
     kwargs.setdefault("optimizer", torch.optim.SGD(network.parameters(), lr=0.1))
     kwargs.setdefault("decollate", False)
-    return MultiPassTrainer(
+    return trainer_class(
         device="cpu", max_epochs=1, train_data_loader=data, network=network, loss_function=loss_function, **kwargs
     )
 
@@ -75,53 +76,39 @@ def _parameters_after_three_steps(make_trainer, accumulation_steps: int) -> list
     return [p.detach().clone() for p in net.parameters()]
 
 
-def _supervised(net, optimizer, acc):
-    return SupervisedTrainer(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=_batches(3),
-        network=net,
-        optimizer=optimizer,
-        loss_function=DiceCELoss(sigmoid=True),
-        accumulation_steps=acc,
-        decollate=False,
-    )
+def _parity_trainer(trainer_class, loss_function, **kwargs):
+    """A factory of ``trainer_class`` on the parity data, for a network, an optimizer and accumulation steps."""
 
-
-def _multi_pass(net, optimizer, acc):
-    return MultiPassTrainer(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=_batches(3),
-        network=net,
-        optimizer=optimizer,
-        loss_function=DiceCELoss(sigmoid=True),
-        accumulation_steps=acc,
-        decollate=False,
-    )
-
-
-def _masksup(branch_mode):
     def make(net, optimizer, acc):
-        return MaskSupTrainer(
+        return trainer_class(
             device="cpu",
             max_epochs=1,
             train_data_loader=_batches(3),
             network=net,
             optimizer=optimizer,
-            loss_function=MaskSupLoss(seg_loss=DiceCELoss(sigmoid=True), weights=(1.0, 0.0, 0.0)),
+            loss_function=loss_function,
             accumulation_steps=acc,
-            mask_generator=_zero_holes,
-            branch_mode=branch_mode,
             decollate=False,
+            **kwargs,
         )
 
     return make
 
 
+_supervised = _parity_trainer(SupervisedTrainer, DiceCELoss(sigmoid=True))
+
+
+def _masksup(branch_mode):
+    # weights (1, 0, 0) and no holes: only the clean branch's DiceCE reaches the gradients
+    loss = MaskSupLoss(seg_loss=DiceCELoss(sigmoid=True), weights=(1.0, 0.0, 0.0))
+    return _parity_trainer(MaskSupTrainer, loss, mask_generator=_zero_holes, branch_mode=branch_mode)
+
+
 @pytest.mark.parametrize("accumulation_steps", [1, 2])
 @pytest.mark.parametrize(
-    "make_trainer", [_multi_pass, _masksup("separate"), _masksup("batched")], ids=["base", "separate", "batched"]
+    "make_trainer",
+    [_parity_trainer(MultiPassTrainer, DiceCELoss(sigmoid=True)), _masksup("separate"), _masksup("batched")],
+    ids=["base", "separate", "batched"],
 )
 def test_three_steps_give_supervised_trainer_parameters(make_trainer, accumulation_steps):
     expected = _parameters_after_three_steps(_supervised, accumulation_steps)
@@ -234,17 +221,8 @@ def test_optimizer_stepped_is_registered_and_exported_with_the_events():
 
 @pytest.mark.parametrize("trainer_class", [MultiPassTrainer, MaskSupTrainer])
 def test_iteration_update_is_refused(trainer_class):
-    net = _conv()
     with pytest.raises(ValueError, match="iteration_update"):
-        trainer_class(
-            device="cpu",
-            max_epochs=1,
-            train_data_loader=_batches(1, size=8),
-            network=net,
-            optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
-            loss_function=_mse if trainer_class is MultiPassTrainer else None,
-            iteration_update=lambda engine, batch: {},
-        )
+        _base(_batches(1, size=8), trainer_class=trainer_class, iteration_update=lambda engine, batch: {})
 
 
 class _ArgsNet(torch.nn.Module):
@@ -312,19 +290,15 @@ def test_deep_supervision_loss_gets_the_list_and_pred_the_first_output():
 
 def test_masksup_loss_gets_raw_float32_lists_in_batched_mode():
     loss = _RecordingLoss(lambda clean, masked, target: _mse(clean[0], target) + _mse(masked[0], target))
-    net = _DeepSupervisionNet()
-    trainer = MaskSupTrainer(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=_batches(1, size=8),
-        network=net,
-        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+    trainer = _base(
+        _batches(1, size=8),
+        network=_DeepSupervisionNet(),
         loss_function=loss,
+        trainer_class=MaskSupTrainer,
         branch_mode="batched",
         mask_seed=0,
         amp=True,
         amp_kwargs={"dtype": torch.bfloat16},
-        decollate=False,
     )
     trainer.run()
     clean, masked, _ = loss.args[0]
@@ -363,19 +337,13 @@ class _TeacherStudentTrainer(MultiPassTrainer):
 
 
 def test_subclass_with_extra_loader_and_teacher_logs_its_terms_and_detached_outputs():
-    net, teacher = _conv(), _conv()
-    trainer = _TeacherStudentTrainer(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=_batches(2, size=8),
-        network=net,
-        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
-        loss_function=_mse,
+    trainer = _base(
+        _batches(2, size=8),
+        trainer_class=_TeacherStudentTrainer,
         amp=True,
         amp_kwargs={"dtype": torch.bfloat16},
-        decollate=False,
         unlabelled=[{"image": b["image"]} for b in _batches(2, size=8, seed=1)],
-        teacher=teacher,
+        teacher=_conv(),
     )
     trainer.run()
     out = trainer.state.output
@@ -394,15 +362,7 @@ def test_subclass_output_named_like_a_common_key_is_rejected():
             pred = self.forward(batch.inputs)
             return TrainingStep(_mse(pred, batch.targets), pred, {Keys.LOSS: 0.0})
 
-    net = _conv()
-    trainer = _Clobbering(
-        device="cpu",
-        max_epochs=1,
-        train_data_loader=_batches(1, size=8),
-        network=net,
-        optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
-        loss_function=_mse,
-    )
+    trainer = _base(_batches(1, size=8), trainer_class=_Clobbering)
     with pytest.raises(ValueError, match="'loss'"):
         trainer.run()
 
@@ -426,16 +386,13 @@ def test_extra_state_registration():
 
 def test_masksup_trainer_registers_its_seeded_mask_generator():
     def trainer(seed):
-        net = _unet()
-        return MaskSupTrainer(
-            device="cpu",
-            max_epochs=1,
-            train_data_loader=_batches(2),
-            network=net,
-            optimizer=torch.optim.SGD(net.parameters(), lr=0.1),
+        return _base(
+            _batches(2),
+            network=_unet(),
+            loss_function=None,
+            trainer_class=MaskSupTrainer,
             mask_generator=HoleMaskGenerator("high"),
             mask_seed=seed,
-            decollate=False,
         )
 
     assert trainer(None).extra_state() == {}
