@@ -1,3 +1,6 @@
-"""Engines: the MaskSup trainer (a MONAI ``SupervisedTrainer`` with a clean and a hole-masked branch)."""
+"""Engines: the shared multi-pass training step and the MaskSup trainer built on it, and the extra-state contract
+between engines and the checkpoint handler."""
 
+from .extra_state import ExtraStateOwner, GeneratorState, Stateful
 from .masksup_trainer import BRANCH_MODES, MaskSupKeys, MaskSupTrainer
+from .multi_pass_trainer import MultiPassTrainer, TrainerEvents, TrainingBatch, TrainingStep, first_output, to_float32

@@ -12,6 +12,7 @@ import torch
 from ignite.engine import Events
 from monai.engines import SupervisedTrainer
 from monai.handlers import StatsHandler, TensorBoardStatsHandler, from_engine
+from monai.losses import DeepSupervisionLoss, DiceCELoss
 from monai.networks.nets import BasicUNet
 from monai.utils.enums import CommonKeys as Keys
 
@@ -376,7 +377,10 @@ class _FixedComponentsLoss(torch.nn.Module):
 
     def __init__(self, components: dict) -> None:
         super().__init__()
-        self.last_components = components
+        self.components = components
+
+    def loss_components(self) -> dict:
+        return self.components
 
     def forward(self, pred_clean, pred_masked, target):
         return (pred_clean - target).abs().mean() + (pred_masked - target).abs().mean()
@@ -399,5 +403,27 @@ def test_loss_components_are_reported_as_python_floats(components):
 
 def test_non_scalar_loss_component_is_rejected_with_its_name():
     loss = _FixedComponentsLoss({"seg": torch.zeros(2)})
-    with pytest.raises(ValueError, match=r"last_components\['seg'\] must be a scalar"):
+    with pytest.raises(ValueError, match=r"loss_components\(\)\['seg'\] must be a scalar"):
         _trainer(_random_batches(1), loss_function=loss).run()
+
+
+def test_deep_supervision_loss_as_seg_loss_gets_every_output():
+    torch.manual_seed(0)
+    net = _RecordingNet(_small_unet(), return_list=True)
+    seg_loss = DeepSupervisionLoss(DiceCELoss(sigmoid=True), weight_mode="exp")
+    data = _random_batches(1, seed=6)
+    trainer = _trainer(
+        data,
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.0),  # lr 0 keeps the weights for the check below
+        loss_function=MaskSupLoss(seg_loss=seg_loss, weights=(1.0, 0.0, 0.0)),
+        decollate=False,
+    )
+    trainer.run()
+    with torch.no_grad():
+        outputs = net(data[0]["image"])
+    # MONAI's loss of the full list: the auxiliary head (all zeros, half resolution) adds its own term
+    expected = DeepSupervisionLoss(DiceCELoss(sigmoid=True), weight_mode="exp")(outputs, data[0]["label"])
+    assert trainer.state.output[Keys.LOSS].item() == pytest.approx(expected.item(), rel=1e-5)
+    first_only = DiceCELoss(sigmoid=True)(outputs[0], data[0]["label"])
+    assert abs(expected.item() - first_only.item()) > 1e-3
