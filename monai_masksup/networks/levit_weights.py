@@ -58,17 +58,27 @@ class LeViTWeightsReport:
         unexpected: checkpoint keys with no place in the model (e.g. the ImageNet classifier).
         checked_buffers: checkpoint ``attention_bias_idxs`` keys that were compared with the
             model's index tables (they are derived from the geometry and not stored by the model).
+        duplicates: checkpoint keys that map to a model key already filled by an earlier checkpoint
+            key holding an equal value (the official MaskSup 192 model saves every encoder block
+            as ``blocks.{i}`` and again as ``block_{s}.{i}``). A duplicate with a different value
+            is an error, never a silent choice.
+
+    Every checkpoint key is counted once: the loaded model keys each stand for the first
+    checkpoint key that filled them, so ``len(loaded) + len(duplicates) + len(unexpected) +
+    len(checked_buffers)`` is the number of checkpoint entries.
     """
 
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     checked_buffers: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (
             f"LeViTWeightsReport(loaded={len(self.loaded)}, missing={len(self.missing)}, "
-            f"unexpected={len(self.unexpected)}, checked_buffers={len(self.checked_buffers)})"
+            f"unexpected={len(self.unexpected)}, checked_buffers={len(self.checked_buffers)}, "
+            f"duplicates={len(self.duplicates)})"
         )
 
 
@@ -162,19 +172,24 @@ def _load_mapped(
                     f"{what}: checkpoint keys {sources[key]!r} and {ckpt_key!r} both map to {key!r} "
                     "but hold different values."
                 )
+            report.duplicates.append(ckpt_key)
             continue
         targets[key] = value
         sources[key] = ckpt_key
 
     report.missing = [k for k in model_state if scope(k) and k not in targets]
-    if strict and report.missing:
-        raise KeyError(f"{what}: the checkpoint lacks {len(report.missing)} model key(s): {_shorten(report.missing)}")
     surplus = [k for k in report.unexpected if not ignorable(k)]
-    if strict and surplus:
-        raise KeyError(
-            f"{what}: {len(surplus)} checkpoint key(s) have no place in the {type(model).__name__} "
-            f"(another variant?): {_shorten(surplus)}"
-        )
+    if strict and (report.missing or surplus):
+        # both halves in one message: keys that went astray usually explain the missing ones
+        problems = []
+        if report.missing:
+            problems.append(f"the checkpoint lacks {len(report.missing)} model key(s): {_shorten(report.missing)}")
+        if surplus:
+            problems.append(
+                f"{len(surplus)} checkpoint key(s) have no place in the {type(model).__name__} "
+                f"(another variant?): {_shorten(surplus)}"
+            )
+        raise KeyError(f"{what}: " + "; ".join(problems))
     model.load_state_dict(targets, strict=False)
     report.loaded = list(targets)
     return report
@@ -195,9 +210,7 @@ def load_levit_imagenet_weights(
     modules of the same names; the classifier (``head.*``, ``head_dist.*``) is reported as
     unexpected and the decoder keeps its initialisation. Every encoder layer is loaded, the first
     stem convolution included. The official MaskSup code differs here: it never maps
-    ``patch_embed.0`` (its first stem convolution stays random), and in ``LeViTUNet384.py`` /
-    ``LeViTUNet128s.py`` it renames ``blocks.{i}`` to ``block_2.{i}`` / ``block_3.{i}`` without
-    re-basing ``i``, so most of stages 2 and 3 stay random as well.
+    ``patch_embed.0``, so its first stem convolution stays random.
 
     Args:
         model: the network to fill (its variant must match the checkpoint).
@@ -233,25 +246,34 @@ def load_levit_imagenet_weights(
     )
 
 
-def masksup_key_to_levit_unet(key: str, stage_starts: tuple[int, int, int]) -> str | None:
+def masksup_key_to_levit_unet(key: str, stage_bounds: tuple[int, ...]) -> str | None:
     """Name in :class:`LeViTUNet` of a key of the official MaskSup ``LeViT_UNet_*`` modules.
 
-    ``cnn_b{1..4}.0`` -> ``patch_embed.{0,2,4,6}``; ``block_{s}.{i}`` -> ``blocks.{stage_starts[s-1] + i}``
-    (the 192 model also keeps the unsplit ``blocks.{i}``, which maps to itself);
+    ``cnn_b{1..4}.0`` -> ``patch_embed.{0,2,4,6}``; ``block_{s}.{i}`` -> ``blocks.{i}``;
     ``decoderBlock_{k}.conv{j}.{0,1}`` -> ``decoder.{k-1}.conv{j}.{conv,adn.N}``;
-    ``segmentation_head.0`` -> ``head``.
+    ``segmentation_head.0`` -> ``head``. The 192 model also keeps the unsplit ``blocks.{i}``,
+    which maps to itself.
+
+    The official code makes ``block_s`` by slicing its ``nn.Sequential`` of blocks
+    (``self.block_2 = self.blocks[8:18]``), and a slice keeps the original child names, so
+    ``block_{s}.{i}`` is ``blocks.{i}``: ``i`` counts from the first block of the whole encoder,
+    not of the stage. An index outside stage ``s`` has no counterpart.
 
     Args:
         key: a key of an official MaskSup state dict.
-        stage_starts: index in ``blocks`` of the first block of each stage (``(0, *stage_ends[:2])``).
+        stage_bounds: index in ``blocks`` where each stage starts, followed by the end of the last
+            one (``(0, *model.stage_ends)``).
 
     Returns:
         the model key, or ``None`` when the key has no counterpart.
     """
     if m := re.fullmatch(r"cnn_b([1-4])\.0\.(.+)", key):
         return f"patch_embed.{2 * (int(m.group(1)) - 1)}.{m.group(2)}"
-    if m := re.fullmatch(r"block_([1-3])\.(\d+)\.(.+)", key):
-        return f"blocks.{stage_starts[int(m.group(1)) - 1] + int(m.group(2))}.{m.group(3)}"
+    if m := re.fullmatch(r"block_([1-9])\.(\d+)\.(.+)", key):
+        stage, index = int(m.group(1)), int(m.group(2))
+        if stage >= len(stage_bounds) or not stage_bounds[stage - 1] <= index < stage_bounds[stage]:
+            return None
+        return f"blocks.{index}.{m.group(3)}"
     if re.fullmatch(r"blocks\.\d+\..+", key):
         return key
     if m := re.fullmatch(r"decoderBlock_([1-3])\.conv([12])\.([01])\.(.+)", key):
@@ -269,6 +291,9 @@ def load_masksup_checkpoint(
 
     The official training script saves ``model.state_dict()`` of ``LeViT_UNet_{128s,192,384}``;
     the keys are renamed with :func:`masksup_key_to_levit_unet` and every model key is filled.
+    The official 192 model saves each encoder block twice (``blocks.*`` and ``block_*.*``, one
+    storage): the second copy is checked to be equal and listed in ``report.duplicates``.
+    The architecture is the official one, so the loaded model gives the official outputs.
 
     Args:
         model: a :class:`LeViTUNet` of the same variant and channel counts.
@@ -282,14 +307,15 @@ def load_masksup_checkpoint(
     Raises:
         FileNotFoundError: when the checkpoint file does not exist (names the path).
         TypeError: when ``model`` is not a LeViTUNet or a checkpoint entry is not a tensor.
-        ValueError: on a shape mismatch (names the key) or conflicting duplicate entries.
+        ValueError: on a shape mismatch (names the key), conflicting duplicate entries (names both)
+            or an ``attention_bias_idxs`` table of another geometry.
         KeyError: with ``strict=True`` when keys are missing or unplaceable (names them).
     """
     what = "load_masksup_checkpoint"
     model = _require_levit_unet(model, what)
     state = _read_state_dict(checkpoint, what)
-    starts = (0, model.stage_ends[0], model.stage_ends[1])
-    return _load_mapped(model, state, lambda k: masksup_key_to_levit_unet(k, starts), lambda k: True, strict, what)
+    bounds = (0, *model.stage_ends)
+    return _load_mapped(model, state, lambda k: masksup_key_to_levit_unet(k, bounds), lambda k: True, strict, what)
 
 
 def _sha256(path: Path) -> str:

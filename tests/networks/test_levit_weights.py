@@ -105,10 +105,11 @@ def _masksup_128s_layout(out_channels: int = 1) -> dict:
             layout[f"cnn_b{stage}.0." + key.split(".", 2)[2]] = value
         elif key.startswith("blocks."):
             idx, rest = int(key.split(".")[1]), key.split(".", 2)[2]
-            # self.block_1 = blocks[0:4]; block_2 = blocks[4:12]; block_3 = blocks[12:]
+            # self.block_1 = blocks[0:4]; block_2 = blocks[4:12]; block_3 = blocks[12:]; a slice of an
+            # nn.Sequential keeps the child names, so block_2 holds "4".."11", not "0".."7"
             for name, start, end in (("block_1", 0, 4), ("block_2", 4, 12), ("block_3", 12, 22)):
                 if start <= idx < end:
-                    layout[f"{name}.{idx - start}.{rest}"] = value
+                    layout[f"{name}.{idx}.{rest}"] = value
     n = _C[0]
     for k, (a, b) in enumerate(((n + sum(_C), 512), (n // 2 + 512, 256), (n // 4 + 256, 128)), start=1):
         for j, (cin, cout) in enumerate(((a, b), (b, b)), start=1):  # Conv2dReLU = (conv, bn, relu)
@@ -227,8 +228,8 @@ def test_masksup_checkpoint_maps_every_official_key(tmp_path):
     assert len(report.loaded) + len(report.checked_buffers) == len(state)
     assert torch.equal(model.patch_embed[0].c.weight, state["cnn_b1.0.c.weight"])
     assert torch.equal(model.patch_embed[4].bn.bias, state["cnn_b3.0.bn.bias"])
-    assert torch.equal(model.blocks[4].q[1].c.weight, state["block_2.0.q.1.c.weight"])
-    assert torch.equal(model.blocks[21].m[2].bn.weight, state["block_3.9.m.2.bn.weight"])
+    assert torch.equal(model.blocks[4].q[1].c.weight, state["block_2.4.q.1.c.weight"])
+    assert torch.equal(model.blocks[21].m[2].bn.weight, state["block_3.21.m.2.bn.weight"])
     assert torch.equal(model.decoder[0].conv1.conv.weight, state["decoderBlock_1.conv1.0.weight"])
     assert torch.equal(model.decoder[2].conv2.adn.N.running_mean, state["decoderBlock_3.conv2.1.running_mean"])
     assert torch.equal(model.head.bias, state["segmentation_head.0.bias"])
@@ -237,7 +238,7 @@ def test_masksup_checkpoint_maps_every_official_key(tmp_path):
 def test_masksup_checkpoint_with_unsplit_blocks_copy_loads_and_conflicts_raise():
     # LeViTUNet192.py keeps ``self.blocks`` beside block_1..3, so its state dicts hold both names
     state = _synthesise(_masksup_128s_layout(), seed=2)
-    state["blocks.5.m.0.c.weight"] = state["block_2.1.m.0.c.weight"].clone()
+    state["blocks.5.m.0.c.weight"] = state["block_2.5.m.0.c.weight"].clone()
     report = load_masksup_checkpoint(LeViTUNet("128s"), state)
     assert report.unexpected == []
     state["blocks.5.m.0.c.weight"] = state["blocks.5.m.0.c.weight"] + 1

@@ -231,6 +231,8 @@ class LeViTAttentionSubsample(nn.Module):
         self.value_dim = int(attn_ratio * key_dim)
         self.resolution = resolution
         self.out_resolution = (resolution - 1) // stride + 1
+        # stored rather than computed in forward: TorchScript types ``int ** int`` as float
+        self.out_tokens = self.out_resolution * self.out_resolution
         self.scale = key_dim**-0.5
         inner = self.value_dim * num_heads
         self.kv = LinearBN(in_dim, inner + key_dim * num_heads)
@@ -244,9 +246,9 @@ class LeViTAttentionSubsample(nn.Module):
         """Map ``(B, resolution**2, in_dim)`` to ``(B, out_resolution**2, out_dim)``."""
         b, n, _ = x.shape
         k, v = self.kv(x).view(b, n, self.num_heads, -1).split([self.key_dim, self.value_dim], 3)
-        q = self.q(x).view(b, self.out_resolution**2, self.num_heads, self.key_dim)
+        q = self.q(x).view(b, self.out_tokens, self.num_heads, self.key_dim)
         bias = self.attention_biases[:, self.attention_bias_idxs]
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=bias.to(q.dtype), scale=self.scale
         )
-        return self.proj(out.transpose(1, 2).reshape(b, self.out_resolution**2, -1))
+        return self.proj(out.transpose(1, 2).reshape(b, self.out_tokens, -1))

@@ -38,8 +38,9 @@ _DECODER_CHANNELS = (512, 256, 128)
 
 
 def _upsample2x(x: torch.Tensor) -> torch.Tensor:
-    # nn.UpsamplingBilinear2d semantics (align_corners=True), as in the reference decoder
-    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+    # nn.UpsamplingBilinear2d semantics (align_corners=True), as in the reference decoder; the scale
+    # is a float because TorchScript types interpolate's scale_factor as float
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
 
 
 class LeViTUNetDecoderBlock(nn.Module):
@@ -84,6 +85,9 @@ class LeViTUNet(nn.Module):
     52,154,213 ("384"), 19,894,150 ("192") and 15,894,627 ("128s") parameters. The stage-3 map
     is upsampled 4 → 8 → 16 and resized to 14 (all ``align_corners=True``) like the reference,
     rather than resized 4 → 14 at once, so that official weights give the reference outputs.
+
+    The network compiles with ``torch.jit.script``, so a bundle exports it with
+    ``python -m monai.bundle ckpt_export network_def --filepath models/model.ts ...``.
 
     Args:
         variant: LeViT encoder size, one of ``"384"``, ``"192"``, ``"128s"``.
@@ -139,7 +143,7 @@ class LeViTUNet(nn.Module):
 
         blocks: list[nn.Module] = []
         stage_ends: list[int] = []
-        self.stage_resolutions: tuple[int, ...] = ()
+        stage_resolutions: list[int] = []
         resolution = img_size // _PATCH
         for s, (dim, heads, depth) in enumerate(zip(embed_dim, spec["num_heads"], spec["depth"])):
             if s > 0:
@@ -159,9 +163,13 @@ class LeViTUNet(nn.Module):
                 blocks.append(LeViTResidual(LeViTAttention(dim, key_dim, heads, 2.0, resolution), drop))
                 blocks.append(LeViTResidual(LeViTMLP(dim, 2.0), drop))
             stage_ends.append(len(blocks))
-            self.stage_resolutions += (resolution,)
+            stage_resolutions.append(resolution)
         self.blocks = nn.Sequential(*blocks)
         self.stage_ends: tuple[int, ...] = tuple(stage_ends)
+        self.stage_resolutions: tuple[int, ...] = tuple(stage_resolutions)
+        # stage-output grid side keyed by the index of the stage's last block: a plain Dict[int, int]
+        # lets TorchScript pick the stage outputs while it unrolls the loop over ``blocks``
+        self._grid_after_block = {end - 1: res for end, res in zip(self.stage_ends, self.stage_resolutions)}
 
         skips = (c // 2, c // 4, c // 8)
         dec_in = (c + sum(embed_dim), _DECODER_CHANNELS[0] + skips[0], _DECODER_CHANNELS[1] + skips[1])
@@ -169,14 +177,15 @@ class LeViTUNet(nn.Module):
         self.head = nn.Conv2d(_DECODER_CHANNELS[2] + skips[2], out_channels, kernel_size=3, padding=1)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        # written with list(...) and indexed sizes so that TorchScript compiles the same checks
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"LeViTUNet: expected input of shape (B, {self.in_channels}, {self.img_size}, {self.img_size}), "
-                f"got {tuple(x.shape)}."
+                f"got {list(x.shape)}."
             )
-        if tuple(x.shape[2:]) != (self.img_size, self.img_size):
+        if x.shape[2] != self.img_size or x.shape[3] != self.img_size:
             raise ValueError(
-                f"LeViTUNet: input spatial size {tuple(x.shape[2:])} is not supported; the LeViT attention biases "
+                f"LeViTUNet: input spatial size {list(x.shape[2:])} is not supported; the LeViT attention biases "
                 f"fix the input at {self.img_size}x{self.img_size} (resize or crop the images to that size)."
             )
 
@@ -201,20 +210,19 @@ class LeViTUNet(nn.Module):
 
         tokens = stem.flatten(2).transpose(1, 2)
         maps = [stem]
-        start = 0
-        for end, res in zip(self.stage_ends, self.stage_resolutions):
-            for block in self.blocks[start:end]:
-                tokens = block(tokens)
-            start = end
-            fmap = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, res, res)
-            # repeated x2 steps then a resize reproduce the reference's 4 -> 8 -> 16 -> 14 path
-            while fmap.shape[-1] < grid:
-                fmap = _upsample2x(fmap)
-            if fmap.shape[-1] != grid:
-                fmap = F.interpolate(fmap, size=(grid, grid), mode="bilinear", align_corners=True)
-            maps.append(fmap)
+        for i, block in enumerate(self.blocks):
+            tokens = block(tokens)
+            if i in self._grid_after_block:
+                res = self._grid_after_block[i]
+                fmap = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, res, res)
+                # repeated x2 steps then a resize reproduce the reference's 4 -> 8 -> 16 -> 14 path
+                while fmap.shape[-1] < grid:
+                    fmap = _upsample2x(fmap)
+                if fmap.shape[-1] != grid:
+                    fmap = F.interpolate(fmap, size=(grid, grid), mode="bilinear", align_corners=True)
+                maps.append(fmap)
 
         y = torch.cat(maps, dim=1)
-        for block, skip in zip(self.decoder, reversed(skips)):
-            y = torch.cat([block(y), skip], dim=1)
+        for i, block in enumerate(self.decoder):
+            y = torch.cat([block(y), skips[len(skips) - 1 - i]], dim=1)
         return _upsample2x(self.head(y))
