@@ -91,3 +91,14 @@ def test_png_damage_also_fails_decoding_with_the_file_named(tmp_path):
     overwrite(path, idat + 40, bytes(16))
     with pytest.raises(DataFileError, match=r"mask\.png"):
         check_complete(path, decode=True)
+
+
+def test_jpeg_damage_without_marker_is_found_by_decoding_with_the_file_named(tmp_path):
+    path = tmp_path / "polyp.jpg"
+    write_smooth_rgb(path)
+    data = path.read_bytes()
+    start, end = jpeg_scan_start(data), data.rindex(b"\xff\xd9")
+    overwrite(path, start + int((end - start) * 0.4), bytes(32))
+    check_complete(path)  # no stray marker: the cheap check cannot see this damage
+    with pytest.raises(DataFileError, match=r"polyp\.jpg' is damaged: decoding it, libjpeg reports 'Corrupt JPEG"):
+        validate_datalist([{"image": str(path)}], decode=True)
