@@ -21,7 +21,8 @@ class EnsureRGB(Transform):
 
     CVC-ClinicDB TIFF frames read by MONAI's default readers come back as one grey plane without
     any warning; a network trained on that would see no colour. This check turns that silent
-    failure into an error that names the file. RGBA images lose their alpha channel.
+    failure into an error that names the file, with a hint in the terms of its format (a TIFF read
+    by the wrong reader, a TIFF or JPEG/PNG/BMP stored grey). RGBA images lose their alpha channel.
 
     Args:
         drop_alpha: return the first three channels of a 4-channel image instead of raising.
