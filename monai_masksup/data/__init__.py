@@ -3,12 +3,15 @@
 from .binarize_label import BinarizeLabel, BinarizeLabeld
 from .channel_checks import EnsureRGB, EnsureRGBd
 from .cvc_clinicdb import CVC_CLINICDB_URL, index_cvc_clinicdb
+from .error_summary import data_error_summary, find_data_error, install_data_error_summary
 from .errors import DataFileError, DatasetLayoutError
 from .glas import GLAS_URL, detect_glas_layout, index_glas, index_glas_export, index_glas_warwick, read_glas_grades
 from .image_checks import check_complete, image_size, validate_datalist
+from .jpeg_structure import check_jpeg_structure
 from .kvasir import KVASIR_SEG_URL, index_kvasir_seg
 from .label_values import CheckLabelValues, CheckLabelValuesd
 from .pairing import index_folder_pair, pair_by_name
+from .pool_worker_shutdown import wait_for_pool_workers
 from .pranet import PRANET_URL, index_pranet, list_pranet_test_sets
 from .splits import make_splits, read_id_list, select_ids, split_train_val
 from .synthetic_glas import make_synthetic_glas
@@ -30,7 +33,10 @@ __all__ = [
     "PRANET_URL",
     "TiffFileReader",
     "check_complete",
+    "check_jpeg_structure",
+    "data_error_summary",
     "detect_glas_layout",
+    "find_data_error",
     "image_size",
     "index_cvc_clinicdb",
     "index_folder_pair",
@@ -39,6 +45,7 @@ __all__ = [
     "index_glas_warwick",
     "index_kvasir_seg",
     "index_pranet",
+    "install_data_error_summary",
     "list_pranet_test_sets",
     "make_splits",
     "make_synthetic_glas",
@@ -49,4 +56,5 @@ __all__ = [
     "select_ids",
     "split_train_val",
     "validate_datalist",
+    "wait_for_pool_workers",
 ]

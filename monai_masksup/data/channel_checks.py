@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ class EnsureRGB(Transform):
 
     CVC-ClinicDB TIFF frames read by MONAI's default readers come back as one grey plane without
     any warning; a network trained on that would see no colour. This check turns that silent
-    failure into an error that names the file. RGBA images lose their alpha channel.
+    failure into an error that names the file, with a hint in the terms of its format (a TIFF read
+    by the wrong reader, a TIFF or JPEG/PNG/BMP stored grey). RGBA images lose their alpha channel.
 
     Args:
         drop_alpha: return the first three channels of a 4-channel image instead of raising.
@@ -55,11 +57,31 @@ class EnsureRGB(Transform):
             if isinstance(img, torch.Tensor):
                 return img.repeat(3, *([1] * (img.ndim - 1)))
             return np.repeat(img, 3, axis=0)
+        source = source_name(img)
         raise DataFileError(
-            f"image '{source_name(img)}' arrived with {channels} channel(s) (shape {tuple(img.shape)}), expected 3 "
-            "(RGB, channel-first). If it is a CVC-ClinicDB TIFF frame, load it with "
-            "monai_masksup.data.TiffFileReader: MONAI's default readers return one grey plane for these files."
+            f"image '{source}' arrived with {channels} channel(s) (shape {tuple(img.shape)}), expected 3 "
+            f"(RGB, channel-first). {_channel_hint(source, channels, getattr(img, 'meta', None))}"
         )
+
+
+def _channel_hint(source: str, channels: int, meta: Mapping | None) -> str:
+    """The likely cause and fix of a wrong channel count, in the terms of the file's format."""
+    suffix = Path(source).suffix.lower()
+    grey_option = "if the data set really is grey, set grey_to_rgb=True (EnsureRGBd)."
+    if suffix in (".tif", ".tiff") and channels == 1:
+        if isinstance(meta, Mapping) and meta.get("format") == "TIFF":  # read by TiffFileReader: truly grey
+            return f"The TIFF file holds one grey plane: replace it with the colour frame, or {grey_option}"
+        return (
+            "If it is a CVC-ClinicDB TIFF frame, load it with monai_masksup.data.TiffFileReader: MONAI's "
+            "default readers return one grey plane for these files."
+        )
+    if suffix and channels in (1, 2):
+        kind = suffix.lstrip(".").upper()
+        return (
+            f"The {kind} file is stored as a grey image (a copy saved in greyscale?): replace it with the "
+            f"colour original from the data set, or {grey_option}"
+        )
+    return f"Check the file and the reader; {grey_option}"
 
 
 class EnsureRGBd(MapTransform):

@@ -34,3 +34,25 @@ def truncate(path: Path, keep_fraction: float = 0.6) -> None:
     """Cut a file to a fraction of its bytes, as an interrupted download would."""
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep_fraction)])
+
+
+def write_smooth_rgb(path: Path, height: int = 96, width: int = 96, **save_options) -> np.ndarray:
+    """Write a smooth colour gradient (compresses like a photograph, unlike noise) and return its pixels."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    pixels = np.stack([rows * 255 // height, cols * 255 // width, (rows + cols) * 127 // (height + width)], axis=-1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.astype(np.uint8)).save(path, **save_options)
+    return pixels.astype(np.uint8)
+
+
+def jpeg_scan_start(data: bytes) -> int:
+    """Offset of the first byte of entropy-coded data (after the first SOS segment's header)."""
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+
+
+def overwrite(path: Path, offset: int, new: bytes) -> None:
+    """Overwrite bytes of a file in place, keeping its length (damage, not truncation)."""
+    data = bytearray(path.read_bytes())
+    data[offset : offset + len(new)] = new
+    path.write_bytes(bytes(data))

@@ -6,7 +6,7 @@ import tifffile
 
 from monai_masksup.data import DataFileError, check_complete, image_size, validate_datalist
 
-from .image_files import truncate, write_grey, write_pair, write_rgb
+from .image_files import jpeg_scan_start, overwrite, truncate, write_grey, write_pair, write_rgb, write_smooth_rgb
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp"])
@@ -61,3 +61,44 @@ def test_non_image_file_is_named(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(DataFileError, match=r"gone\.jpg' does not exist"):
         validate_datalist([{"image": str(tmp_path / "gone.jpg"), "label": str(tmp_path / "gone.png")}])
+
+
+def test_jpeg_damaged_mid_stream_is_named_by_the_default_check(tmp_path):
+    # end marker intact, a marker-forming byte pair written into the compressed data (as in issue #12)
+    path = tmp_path / "images" / "polyp.jpg"
+    write_smooth_rgb(path)
+    offset = jpeg_scan_start(path.read_bytes()) + 100
+    overwrite(path, offset, b"\xff\xe4\x00\x00")
+    with pytest.raises(DataFileError, match=rf"polyp\.jpg' is damaged at byte {offset}: marker 0xFFE4"):
+        validate_datalist([{"image": str(path)}])
+
+
+def test_png_damaged_in_its_image_data_is_named(tmp_path):
+    path = tmp_path / "mask.png"
+    write_smooth_rgb(path)
+    data = path.read_bytes()
+    idat = data.index(b"IDAT")
+    overwrite(path, idat + 40, bytes([data[idat + 40] ^ 0x01]))  # one flipped bit, length unchanged
+    with pytest.raises(DataFileError, match=r"PNG file '.*mask\.png' is damaged: .*IDAT"):
+        check_complete(path)
+
+
+def test_png_damage_also_fails_decoding_with_the_file_named(tmp_path):
+    path = tmp_path / "mask.png"
+    write_smooth_rgb(path)
+    data = path.read_bytes()
+    idat = data.index(b"IDAT")
+    overwrite(path, idat + 40, bytes(16))
+    with pytest.raises(DataFileError, match=r"mask\.png"):
+        check_complete(path, decode=True)
+
+
+def test_jpeg_damage_without_marker_is_found_by_decoding_with_the_file_named(tmp_path):
+    path = tmp_path / "polyp.jpg"
+    write_smooth_rgb(path)
+    data = path.read_bytes()
+    start, end = jpeg_scan_start(data), data.rindex(b"\xff\xd9")
+    overwrite(path, start + int((end - start) * 0.4), bytes(32))
+    check_complete(path)  # no stray marker: the cheap check cannot see this damage
+    with pytest.raises(DataFileError, match=r"polyp\.jpg' is damaged: decoding it, libjpeg reports 'Corrupt JPEG"):
+        validate_datalist([{"image": str(path)}], decode=True)

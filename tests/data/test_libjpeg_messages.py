@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from monai_masksup.data.libjpeg_messages import libjpeg_messages
+
+from .image_files import jpeg_scan_start, overwrite, write_smooth_rgb
+
+
+def _zeroed_jpeg(tmp_path):
+    """A JPEG with 32 zero bytes written into its compressed data: no marker formed, Huffman codes broken."""
+    path = tmp_path / "frame.jpg"
+    write_smooth_rgb(path)
+    data = path.read_bytes()
+    start, end = jpeg_scan_start(data), data.rindex(b"\xff\xd9")
+    overwrite(path, start + int((end - start) * 0.4), bytes(32))
+    return path
+
+
+def test_intact_jpeg_gives_no_message(tmp_path):
+    path = tmp_path / "a.jpg"
+    write_smooth_rgb(path)
+    assert libjpeg_messages(path) == []
+
+
+def test_broken_huffman_data_gives_libjpeg_warning_that_pillow_hides(tmp_path):
+    path = _zeroed_jpeg(tmp_path)
+    with Image.open(path) as im:
+        im.load()  # no error from Pillow
+    messages = libjpeg_messages(path)
+    assert messages and all(m.startswith("Corrupt JPEG data") for m in messages), messages
+
+
+def test_stdout_is_restored_after_capture(tmp_path, capfd):
+    libjpeg_messages(_zeroed_jpeg(tmp_path))
+    print("still here")
+    assert capfd.readouterr().out == "still here\n"
+
+
+def test_grey_jpeg_decodes_without_message(tmp_path):
+    path = tmp_path / "mask.jpg"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))).save(path)
+    assert libjpeg_messages(path) == []
