@@ -10,6 +10,7 @@ post-processing; foreground IoU, Dice and HD95 are reported per bin next to the 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -82,6 +83,7 @@ class MaskedRobustnessEvaluation:
         example_bin: int = -1,
         handlers: Sequence[Any] = (),
     ) -> None:
+        self.logger = logging.getLogger(__name__)
         checked = check_bins(bins)
         if not -len(checked) <= example_bin < len(checked):
             raise ValueError(f"example_bin: expected an index into the {len(checked)} bins, got {example_bin}.")
@@ -127,4 +129,8 @@ class MaskedRobustnessEvaluation:
             masked.reset()
         for evaluator in self.evaluators:
             evaluator.run()
-        return self.report.write()
+        result = self.report.write()
+        for row in result["rows"]:
+            scores = " ".join(f"{m}: {row[f'{m}_mean']:.4f}" for m in ("iou", "dice", "hd95") if row[f"{m}_mean"] is not None)
+            self.logger.info(f"masked robustness {row['bin']} (coverage {row['coverage_measured']:.3f}) -- {scores}")
+        return result
