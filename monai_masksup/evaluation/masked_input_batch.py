@@ -77,7 +77,9 @@ class MaskedInputBatch(PrepareBatch):
         """
         prepared = self.prepare_batch(batchdata, device, non_blocking, **kwargs)
         inputs = prepared[0]
-        mask = self.mask_generator(inputs.shape[0], tuple(inputs.shape[2:]), device=inputs.device, generator=self.generator)
+        mask = self.mask_generator(
+            inputs.shape[0], tuple(inputs.shape[2:]), device=inputs.device, generator=self.generator
+        )
         masked = apply_mask(inputs, mask, self.fill_value, batched=True)
         if self.mask_key is not None and isinstance(batchdata, MutableMapping):
             batchdata[self.mask_key] = mask

@@ -131,6 +131,7 @@ class MaskedRobustnessEvaluation:
             evaluator.run()
         result = self.report.write()
         for row in result["rows"]:
-            scores = " ".join(f"{m}: {row[f'{m}_mean']:.4f}" for m in ("iou", "dice", "hd95") if row[f"{m}_mean"] is not None)
+            means = {m: row[f"{m}_mean"] for m in ("iou", "dice", "hd95")}
+            scores = " ".join(f"{m}: {value:.4f}" for m, value in means.items() if value is not None)
             self.logger.info(f"masked robustness {row['bin']} (coverage {row['coverage_measured']:.3f}) -- {scores}")
         return result

@@ -112,10 +112,12 @@ class MaskedRobustnessReport:
             batch = engine.state.batch
             items = batch if isinstance(batch, list) else [batch]
             for meta in meta_of(items):
-                names.append(image_name(meta.get("filename_or_obj") if isinstance(meta, Mapping) else None, len(names)))
+                filename = meta.get("filename_or_obj") if isinstance(meta, Mapping) else None
+                names.append(image_name(filename, len(names)))
             for item in items:
                 mask = item.get(self.mask_key) if isinstance(item, Mapping) else None
-                coverages.append(0.0 if mask is None else float(convert_to_tensor(mask, track_meta=False).float().mean()))
+                coverage = 0.0 if mask is None else convert_to_tensor(mask, track_meta=False).float().mean()
+                coverages.append(float(coverage))
             output = engine.state.output if isinstance(engine.state.output, list) else []
             examples = self.examples[bin_name]
             for item in output[: max(0, self.n_examples - len(examples))]:

@@ -1,4 +1,4 @@
-"""The checkpoint handlers of the bundles: resuming from the newest checkpoint, the best-model record, the overwrite guard.
+"""The bundles' checkpoint handlers: resuming from the newest checkpoint, the best-model record, the overwrite guard.
 
 The other handler tests live in ``tests/handlers/``."""
 

@@ -57,5 +57,6 @@ def test_records_reject_mismatched_names_and_columns():
 def test_image_names_are_file_base_names_read_from_the_meta_data():
     assert image_name("/data/test/img_3.png", 3) == "img_3.png"
     assert image_name(None, 7) == "case_0007" and image_name("None", 2) == "case_0002"
-    batch = [{"image": MetaTensor(torch.zeros(1, 2, 2), meta={"filename_or_obj": "/x/a.png"})}, {"image": torch.zeros(1)}]
+    named = MetaTensor(torch.zeros(1, 2, 2), meta={"filename_or_obj": "/x/a.png"})
+    batch = [{"image": named}, {"image": torch.zeros(1)}]
     assert image_meta()(batch)[0]["filename_or_obj"] == "/x/a.png" and image_meta()(batch)[1] == {}

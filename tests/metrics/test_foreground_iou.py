@@ -1,4 +1,4 @@
-"""Tests of the per-image foreground IoU metric on hand-made masks (its handler: tests/handlers/test_foreground_iou.py)."""
+"""The per-image foreground IoU metric on hand-made masks (its handler: tests/handlers/test_foreground_iou.py)."""
 
 from __future__ import annotations
 
