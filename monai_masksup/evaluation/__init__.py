@@ -1,40 +1,47 @@
-"""Evaluation: per-image segmentation report (IoU, Dice, HD95) and robustness to masked inputs.
+"""Evaluation parts with no MONAI home: the report summary, the robustness table, charts and image grids.
 
-Per-image report of a ``SupervisedEvaluator`` run (``metrics.json`` + ``metrics.csv``)::
+What attaches to an engine lives in :py:mod:`monai_masksup.handlers`. Per-image report of a ``SupervisedEvaluator``
+(MONAI's ``MetricsSaver`` CSV files plus ``metrics.json``)::
 
-    from monai.handlers import from_engine
-    from monai_masksup.evaluation import SegmentationReportHandler
+    from monai_masksup.handlers import EvaluationMetrics, SegmentationReportSaver, segmentation_metrics
 
-    # postprocessing of the evaluator: Activations(sigmoid=True) + AsDiscrete(threshold=0.5) on "pred"
-    SegmentationReportHandler(
-        output_dir="./eval", output_transform=from_engine(["pred", "label"])
-    ).attach(evaluator)
-    evaluator.run()  # writes ./eval/metrics.json and ./eval/metrics.csv
-
-or, in ``configs/evaluate.json``::
-
-    {"_target_": "monai_masksup.evaluation.SegmentationReportHandler",
-     "output_dir": "@output_dir", "output_transform": "$monai.handlers.from_engine(['pred', 'label'])"}
+    # postprocessing of the evaluator: Activationsd(sigmoid=True) + AsDiscreted(threshold=0.5) on "pred"
+    handlers = [
+        EvaluationMetrics(segmentation_metrics(prefix="test_")),
+        SegmentationReportSaver("./eval", {"iou": "test_iou", "dice": "test_dice", "hd95": "test_hd95"}),
+    ]
 
 Robustness to hole-masked test inputs (``robustness.json``, ``robustness.csv``, ``robustness.png``,
 ``robustness_examples.png``)::
 
-    from monai_masksup.evaluation import evaluate_masked_robustness
+    from monai_masksup.evaluation.masked_robustness import MaskedRobustnessEvaluation
 
-    summary = evaluate_masked_robustness(network, test_loader, device="cuda", output_dir="./eval", seed=0)
+    summary = MaskedRobustnessEvaluation(network, test_loader, device="cuda", output_dir="./eval", seed=0).run()
     for row in summary["rows"]:
         print(row["bin"], row["iou_mean"], row["dice_mean"], row["hd95_mean"])
 """
 
-from .contact_sheet import make_contact_sheet, to_display_uint8
-from .foreground_prediction import binarise_foreground, foreground_channel, foreground_probability
-from .line_chart import draw_line_chart, nice_ticks
-from .masked_robustness import DEFAULT_COVERAGE_BINS, coverage_bin_name, evaluate_masked_robustness
 from .segmentation_report import (
     REPORT_METRICS,
-    SegmentationReportHandler,
-    image_names,
-    score_images,
+    image_meta,
+    image_name,
+    json_safe,
+    per_image_records,
     summarise_per_image,
-    write_segmentation_report,
 )
+from .line_chart import draw_line_chart, nice_ticks
+from .image_grid import display_panel, tile_grid
+from .contact_sheet import make_contact_sheet, to_display_uint8
+from .robustness_table import (
+    CLEAN,
+    DEFAULT_COVERAGE_BINS,
+    ROW_COLUMNS,
+    check_bins,
+    coverage_bin_name,
+    robustness_row,
+    write_robustness_table,
+)
+from .masked_input_batch import MaskedInputBatch
+
+# `masked_robustness.MaskedRobustnessEvaluation` builds evaluators with the plugin's handlers, which use this
+# package; it is therefore imported from its module, not from here (an import cycle otherwise).

@@ -7,8 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
-from monai.utils import IgniteInfo, min_version, optional_import
+from monai.utils import IgniteInfo, convert_to_tensor, min_version, optional_import
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -16,35 +15,17 @@ else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
+from monai_masksup.evaluation.image_grid import tile_grid
+
 __all__ = ["TensorBoardImageGrid", "image_grid"]
-
-
-def _display(panel: torch.Tensor, sigmoid: bool) -> torch.Tensor:
-    """Map one ``(C, H, W)`` panel to a 3-channel float image in [0, 1]."""
-    panel = panel.detach().float().cpu()
-    if sigmoid:
-        panel = torch.sigmoid(panel)
-    else:
-        lo, hi = panel.min(), panel.max()
-        # masks and probabilities are shown as they are, so that an all-foreground mask stays white; other
-        # intensities ([-1, 1] images) are stretched to [0, 1] per panel
-        if lo < 0.0 or hi > 1.0:
-            panel = (panel - lo) / (hi - lo) if hi > lo else torch.zeros_like(panel)
-    if panel.shape[0] == 1:
-        panel = panel.expand(3, -1, -1)
-    elif panel.shape[0] == 2:
-        # two-channel (background/foreground) output: show the foreground channel
-        panel = panel[1:2].expand(3, -1, -1)
-    else:
-        panel = panel[:3]
-    return panel.clamp(0.0, 1.0)
 
 
 def image_grid(
     columns: Sequence[torch.Tensor], sigmoid: Sequence[bool] | None = None, padding: int = 2
 ) -> torch.Tensor:
     """
-    Tile 2D batches into one RGB grid: one row per image of the batch, one column per entry of ``columns``.
+    Tile 2D batches into one RGB grid: one row per image of the batch, one column per entry of ``columns``;
+    drawn by :py:func:`monai_masksup.evaluation.image_grid.tile_grid`, the renderer of the PNG contact sheet.
 
     Args:
         columns: batches ``(B, C, H, W)`` with the same ``B``; panels of another size are resized (nearest)
@@ -61,22 +42,13 @@ def image_grid(
     """
     if len(columns) == 0:
         raise ValueError("image_grid: no columns to draw.")
-    sigmoid = [False] * len(columns) if sigmoid is None else list(sigmoid)
     for col in columns:
         if col.ndim != 4:
             raise ValueError(f"image_grid: expected 2D batches (B, C, H, W), got shape {tuple(col.shape)}.")
     rows = columns[0].shape[0]
     if any(col.shape[0] != rows for col in columns):
         raise ValueError(f"image_grid: batch sizes differ: {[col.shape[0] for col in columns]}.")
-    height, width = columns[0].shape[-2:]
-    grid = torch.zeros(3, rows * (height + padding) + padding, len(columns) * (width + padding) + padding)
-    for c, (col, sig) in enumerate(zip(columns, sigmoid)):
-        if tuple(col.shape[-2:]) != (height, width):
-            col = F.interpolate(col.detach().float().cpu(), size=(height, width), mode="nearest")
-        for r in range(rows):
-            top, left = padding + r * (height + padding), padding + c * (width + padding)
-            grid[:, top : top + height, left : left + width] = _display(col[r], sig)
-    return grid
+    return tile_grid([[col[r] for col in columns] for r in range(rows)], sigmoid=sigmoid, padding=padding)
 
 
 class TensorBoardImageGrid:
@@ -146,9 +118,9 @@ class TensorBoardImageGrid:
             items = [item[key] for item in output[: self.max_images] if isinstance(item, Mapping) and key in item]
             if not items:
                 return None
-            return torch.stack([torch.as_tensor(item).detach() for item in items])
+            return torch.stack([convert_to_tensor(item, track_meta=False).detach() for item in items])
         if isinstance(output, Mapping) and key in output:
-            return torch.as_tensor(output[key]).detach()[: self.max_images]
+            return convert_to_tensor(output[key], track_meta=False).detach()[: self.max_images]
         return None
 
     def __call__(self, engine: Engine) -> None:

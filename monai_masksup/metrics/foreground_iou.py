@@ -1,12 +1,12 @@
-"""Per-image foreground IoU, the evaluation metric of the MaskSup paper."""
+"""Per-image foreground IoU, the evaluation metric of the MaskSup paper, as an extension of MONAI's ``MeanIoU``."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-from monai.metrics import CumulativeIterationMetric
-from monai.metrics.utils import do_metric_reduction
+from monai.metrics import MeanIoU
+from monai.metrics.meaniou import compute_iou
 from monai.utils import MetricReduction
 
 __all__ = ["ForegroundIoUMetric", "compute_foreground_iou"]
@@ -29,7 +29,7 @@ def _foreground_channel(x: torch.Tensor, name: str) -> torch.Tensor:
             "post-process predictions with Activations(sigmoid=True) + AsDiscrete(threshold=0.5) "
             "and scale labels to {0, 1}."
         )
-    return x
+    return x.float()
 
 
 def compute_foreground_iou(y_pred: torch.Tensor, y: torch.Tensor, empty_score: float = 1.0) -> torch.Tensor:
@@ -38,12 +38,17 @@ def compute_foreground_iou(y_pred: torch.Tensor, y: torch.Tensor, empty_score: f
     Semantic Segmentation" (Zunair and Hamza, BMVC 2022): ``|P & G| / |P | G|`` of the binarised
     prediction ``P`` (``sigmoid > 0.5``) and the label ``G``, one value per image.
 
-    Empty-mask convention: an image whose label **and** prediction are both empty (union 0) scores
-    ``empty_score``, 1.0 by default (a correct "nothing here" answer is perfect); an empty label
-    with a non-empty prediction (or the reverse) scores 0. The reference code scores images with
-    scikit-learn's ``jaccard_score``, which returns 0 for an empty union (``zero_division``
-    default); ``empty_score=0.0`` reproduces it, and ``empty_score=float("nan")`` leaves those
-    images out of the mean (like MONAI's ``ignore_empty``). See ``docs/deviations.md``.
+    The IoU itself is MONAI's ``compute_iou`` on the foreground channel; this function adds what MONAI lacks:
+
+    - two-channel input: of a one-hot ``(B, 2, ...)`` map only the foreground channel is scored, and a
+      1-channel prediction may be scored against a 2-channel label (or the reverse);
+    - the empty-mask convention: an image whose label **and** prediction are both empty (union 0) scores
+      ``empty_score``, 1.0 by default (a correct "nothing here" answer is perfect); an empty label with a
+      non-empty prediction (or the reverse) scores 0. MONAI's ``ignore_empty=True`` would give NaN for
+      every empty label, and ``ignore_empty=False`` always 1 for an empty union. The reference code scores
+      images with scikit-learn's ``jaccard_score``, which returns 0 for an empty union (``zero_division``
+      default); ``empty_score=0.0`` reproduces it, and ``empty_score=float("nan")`` leaves those images
+      out of the mean. See ``docs/deviations.md``.
 
     Args:
         y_pred: binarised prediction ``(B, 1, *spatial)``, or one-hot ``(B, 2, *spatial)`` (channel 1
@@ -65,23 +70,24 @@ def compute_foreground_iou(y_pred: torch.Tensor, y: torch.Tensor, empty_score: f
             f"y_pred and y must have the same batch and spatial size, got {tuple(y_pred.shape)} and {tuple(y.shape)} "
             "(after taking the foreground channel)."
         )
+    iou = compute_iou(y_pred, y, include_background=True, ignore_empty=False)
+    if empty_score == 1.0:
+        return iou
     reduce_dims = list(range(2, y.ndim))
-    y_pred, y = y_pred.float(), y.float()
-    intersection = (y_pred * y).sum(reduce_dims)
-    union = y_pred.sum(reduce_dims) + y.sum(reduce_dims) - intersection
-    empty = torch.full_like(union, empty_score)
-    return torch.where(union > 0, intersection / union.clamp_min(1.0), empty)
+    empty_union = (y_pred + y).sum(reduce_dims) == 0
+    return torch.where(empty_union, torch.full_like(iou, empty_score), iou)
 
 
-class ForegroundIoUMetric(CumulativeIterationMetric):
+class ForegroundIoUMetric(MeanIoU):
     """
-    Per-image foreground IoU (binary segmentation) accumulated over iterations; see
-    :py:func:`compute_foreground_iou` for the formula and the empty-mask convention. With the
-    default ``reduction="mean"`` the aggregate is the mean over images, the paper's number.
+    Per-image foreground IoU (binary segmentation) accumulated over iterations: MONAI's ``MeanIoU`` with
+    two-channel input and the paper's empty-mask convention, see :py:func:`compute_foreground_iou`. With
+    the default ``reduction="mean"`` the aggregate is the mean over images, the paper's number; buffering,
+    distributed gathering and reduction are ``MeanIoU``'s.
 
-    For multi-class segmentation use MONAI's ``MeanIoU`` or ``DiceMetric``: on a two-channel
-    one-hot input, ``MeanIoU(include_background=False)`` gives the same per-image values on images
-    with a non-empty label.
+    For multi-class segmentation use ``MeanIoU`` or ``DiceMetric`` directly: on a two-channel one-hot
+    input, ``MeanIoU(include_background=False)`` gives the same per-image values on images with a
+    non-empty label.
 
     Args:
         empty_score: score of an image with empty label and empty prediction (1.0; 0.0 reproduces
@@ -89,6 +95,9 @@ class ForegroundIoUMetric(CumulativeIterationMetric):
         reduction: MONAI reduction mode applied to the not-NaN values: {``"none"``, ``"mean"``,
             ``"sum"``, ``"mean_batch"``, ``"sum_batch"``, ``"mean_channel"``, ``"sum_channel"``}.
         get_not_nans: whether ``aggregate()`` also returns the count of not-NaN values.
+
+    Raises:
+        ValueError: when ``empty_score`` is neither in [0, 1] nor NaN.
     """
 
     def __init__(
@@ -97,12 +106,10 @@ class ForegroundIoUMetric(CumulativeIterationMetric):
         reduction: MetricReduction | str = MetricReduction.MEAN,
         get_not_nans: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(include_background=True, reduction=reduction, get_not_nans=get_not_nans, ignore_empty=False)
         if not (math.isnan(empty_score) or 0.0 <= empty_score <= 1.0):
             raise ValueError(f"empty_score must be in [0, 1] or NaN, got {empty_score}.")
         self.empty_score = float(empty_score)
-        self.reduction = reduction
-        self.get_not_nans = get_not_nans
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """
@@ -114,24 +121,3 @@ class ForegroundIoUMetric(CumulativeIterationMetric):
             per-image IoU ``(B, 1)``.
         """
         return compute_foreground_iou(y_pred, y, empty_score=self.empty_score)
-
-    def aggregate(
-        self, reduction: MetricReduction | str | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """
-        Reduce the buffered per-image scores.
-
-        Args:
-            reduction: overrides ``self.reduction`` when given.
-
-        Returns:
-            the reduced metric, or ``(metric, not_nans)`` when ``get_not_nans`` is True.
-
-        Raises:
-            ValueError: when the buffer is not a tensor (nothing was accumulated).
-        """
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(f"ForegroundIoUMetric has nothing to aggregate (buffer is {type(data).__name__}).")
-        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
-        return (f, not_nans) if self.get_not_nans else f

@@ -1,4 +1,6 @@
-"""The bundle handlers: loss-component scalars, TensorBoard image grids, resuming from the newest checkpoint."""
+"""The bundles' checkpoint handlers: resuming from the newest checkpoint, the best-model record, the overwrite guard.
+
+The other handler tests live in ``tests/handlers/``."""
 
 from __future__ import annotations
 
@@ -13,48 +15,6 @@ from monai_masksup.handlers.checkpoint_resume import (
     ResumeFromLatestCheckpoint,
     find_latest_checkpoint,
 )
-from monai_masksup.handlers.engine_scalars import from_engine_scalars
-from monai_masksup.handlers.tensorboard_image_grid import TensorBoardImageGrid, image_grid
-
-
-def test_scalars_of_decollated_output_include_components_and_lr():
-    output = [{"loss": torch.tensor(1.5), "loss_seg": 0.5, "loss_context": 0.75, "loss_task_sim": 0.25}] * 2
-    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=3e-4)
-    scalars = from_engine_scalars(optimizer=optimizer)(output)
-    assert scalars == {"loss": 1.5, "loss_seg": 0.5, "loss_context": 0.75, "loss_task_sim": 0.25, "lr": 3e-4}
-
-
-def test_scalars_name_the_missing_key():
-    with pytest.raises(KeyError, match="loss_context"):
-        from_engine_scalars()({"loss": 1.0, "loss_seg": 1.0})
-
-
-def test_image_grid_tiles_rows_and_columns():
-    image = torch.full((2, 3, 4, 5), -1.0)
-    image[:, :, 0, 0] = 1.0  # min-max stretch: this pixel 1, the rest 0
-    logits = torch.zeros(2, 1, 4, 5)  # sigmoid(0) = 0.5
-    grid = image_grid([image, logits], sigmoid=[False, True], padding=1)
-    assert tuple(grid.shape) == (3, 2 * (4 + 1) + 1, 2 * (5 + 1) + 1)
-    assert grid[:, 1, 1].tolist() == [1.0, 1.0, 1.0] and grid[:, 2, 2].tolist() == [0.0, 0.0, 0.0]
-    assert torch.allclose(grid[:, 1:5, 7:12], torch.full((3, 4, 5), 0.5))
-    assert grid[:, 0, :].abs().sum() == 0  # padding stays black
-
-
-def test_image_grid_writer_skips_absent_keys():
-    written = {}
-
-    class _Writer:
-        def add_image(self, tag, img, global_step, dataformats):
-            written[tag] = (tuple(img.shape), global_step, dataformats)
-
-        def flush(self):
-            pass
-
-    engine = Engine(lambda e, b: None)
-    engine.state.epoch = 3
-    engine.state.output = [{"image": torch.rand(3, 8, 8), "pred": torch.rand(1, 8, 8)} for _ in range(6)]
-    TensorBoardImageGrid(summary_writer=_Writer(), keys=("image", "image_masked", "pred"), max_images=4, tag="t")(engine)
-    assert written == {"t": ((3, 4 * 10 + 2, 2 * 10 + 2), 3, "CHW")}
 
 
 def test_latest_checkpoint_is_the_highest_epoch_number(tmp_path):
@@ -128,15 +88,6 @@ def test_disabled_resume_does_nothing(tmp_path):
     loader.attach(engine)
     engine.run([0], max_epochs=1)
     assert loader.resumed_from is None
-
-
-def test_image_grid_shows_an_all_foreground_mask_white():
-    image = torch.linspace(-1.0, 1.0, 16).reshape(1, 1, 4, 4)
-    full_mask, empty_mask = torch.ones(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
-    grid = image_grid([image, full_mask, empty_mask], padding=0)
-    assert grid[:, 0, 0].tolist() == [0.0, 0.0, 0.0] and grid[:, 3, 3].tolist() == [1.0, 1.0, 1.0]
-    assert torch.equal(grid[:, :, 4:8], torch.ones(3, 4, 4))  # a constant 1 mask is white, not black
-    assert torch.equal(grid[:, :, 8:12], torch.zeros(3, 4, 4))
 
 
 def _fresh_trainer() -> Engine:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -67,8 +68,12 @@ def test_evaluate_writes_report_and_masked_robustness(glas_run):
         assert 0.0 <= row["iou"] <= 1.0 and 0.0 <= row["dice"] <= 1.0
         # Dice and IoU of one binary pair are tied: dice = 2 iou / (1 + iou)
         assert row["dice"] == pytest.approx(2 * row["iou"] / (1 + row["iou"]), abs=1e-5)
+    # MONAI's MetricsSaver: the epoch means in metrics.csv, one row per image and metric in <metric>_raw.csv
     with open(eval_dir / "metrics.csv", newline="") as f:
-        csv_images = [row["image"] for row in csv.DictReader(f) if row["image"].endswith(".bmp")]
+        means = {row[0]: float(row[1]) for row in csv.reader(f)}
+    assert means["test_iou"] == pytest.approx(report["summary"]["iou_mean"], abs=1e-5)
+    with open(eval_dir / "test_iou_raw.csv", newline="") as f:
+        csv_images = [os.path.basename(row["filename"]) for row in csv.DictReader(f)]
     assert sorted(csv_images) == names
     with open(eval_dir / "robustness.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -7,10 +7,13 @@ import json
 
 import pytest
 import torch
-from monai.data import MetaTensor
+from monai.data import DataLoader, Dataset, MetaTensor
+from monai.transforms import Activationsd, AsDiscreted, Compose
 from PIL import Image
 
-from monai_masksup.evaluation import evaluate_masked_robustness
+from monai_masksup.evaluation import MaskedInputBatch
+from monai_masksup.evaluation.masked_robustness import MaskedRobustnessEvaluation
+from monai_masksup.transforms import HoleMaskGenerator
 
 BINS = ((0.0, 0.1), (0.2, 0.3), (0.4, 0.5), (0.5, 0.6))
 
@@ -18,7 +21,8 @@ BINS = ((0.0, 0.1), (0.2, 0.3), (0.4, 0.5), (0.5, 0.6))
 def _sign_network() -> torch.nn.Module:
     """1x1 conv with weight 1, bias 0: logits = image, so foreground exactly where the image is > 0.
 
-    A hole filled with 0 gives logit 0, sigmoid 0.5, not > 0.5: masked foreground becomes background.
+    Holes are filled with -1 (logit -1): masked foreground becomes background. (A fill of 0 would give logit 0,
+    sigmoid 0.5, which MONAI's ``AsDiscrete(threshold=0.5)`` counts as foreground: it thresholds with ``>=``.)
     """
     net = torch.nn.Conv2d(1, 1, kernel_size=1)
     with torch.no_grad():
@@ -27,19 +31,19 @@ def _sign_network() -> torch.nn.Module:
     return net
 
 
-def _loader(n_batches: int = 3, batch_size: int = 2, size: int = 32) -> list[dict]:
+def _loader(n_batches: int = 3, batch_size: int = 2, size: int = 32) -> DataLoader:
     rng = torch.Generator().manual_seed(123)
-    batches = []
+    items = []
     for b in range(n_batches):
-        image = torch.rand(batch_size, 1, size, size, generator=rng) * 2 - 1
-        names = [f"/data/test/img_{b}_{i}.png" for i in range(batch_size)]
-        batches.append(
-            {
-                "image": MetaTensor(image, meta={"filename_or_obj": names}),
-                "label": (image > 0).float(),
-            }
-        )
-    return batches
+        for i in range(batch_size):
+            image = torch.rand(1, size, size, generator=rng) * 2 - 1
+            items.append(
+                {
+                    "image": MetaTensor(image, meta={"filename_or_obj": f"/data/test/img_{b}_{i}.png"}),
+                    "label": (image > 0).float(),
+                }
+            )
+    return DataLoader(Dataset(items), batch_size=batch_size, shuffle=False, num_workers=0)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,9 @@ def robustness_run(tmp_path_factory):
     net = _sign_network()
     net.train()
     out = tmp_path_factory.mktemp("robustness")
-    summary = evaluate_masked_robustness(net, _loader(2, 3), "cpu", str(out), bins=BINS, seed=0, n_examples=4)
+    summary = MaskedRobustnessEvaluation(
+        net, _loader(2, 3), "cpu", str(out), bins=BINS, seed=0, n_examples=4, fill_value=-1.0
+    ).run()
     return net, summary
 
 
@@ -95,11 +101,15 @@ def test_same_seed_reproduces_and_other_seed_differs(tmp_path):
     bins = ((0.2, 0.3), (0.5, 0.6))
 
     def run(seed: int, folder: str) -> dict:
-        out = evaluate_masked_robustness(
-            _sign_network(), _loader(2, 2), "cpu", str(tmp_path / folder), bins=bins, seed=seed, n_examples=0
+        evaluation = MaskedRobustnessEvaluation(
+            _sign_network(), _loader(2, 2), "cpu", str(tmp_path / folder), bins=bins, seed=seed, n_examples=0,
+            fill_value=-1.0,
         )
+        out = evaluation.run()
         with open(out["files"]["json"]) as f:
-            return json.load(f)["per_image"]
+            first = json.load(f)["per_image"]
+        assert evaluation.run()["rows"] == out["rows"]  # a second run masks the same way
+        return first
 
     first, again, other = run(0, "a"), run(0, "b"), run(1, "c")
     assert first == again
@@ -107,19 +117,35 @@ def test_same_seed_reproduces_and_other_seed_differs(tmp_path):
     assert [r["coverage"] for r in first["50-60%"]] != [r["coverage"] for r in other["50-60%"]]
 
 
-def test_two_channel_softmax_output_is_read_as_foreground_channel(tmp_path):
+def test_two_channel_output_scores_its_foreground_with_the_callers_postprocessing(tmp_path):
     # channels (0, image): softmax channel 1 = sigmoid(image), the same decisions as the 1-channel net
     net = torch.nn.Conv2d(1, 2, kernel_size=1)
     with torch.no_grad():
         net.weight.copy_(torch.tensor([0.0, 1.0]).reshape(2, 1, 1, 1))
         net.bias.zero_()
-    rows = evaluate_masked_robustness(net, _loader(1), "cpu", str(tmp_path), bins=BINS[-1:], n_examples=0)["rows"]
+    postprocessing = Compose([Activationsd(keys="pred", softmax=True), AsDiscreted(keys="pred", argmax=True)])
+    rows = MaskedRobustnessEvaluation(
+        net, _loader(1), "cpu", str(tmp_path), bins=BINS[-1:], postprocessing=postprocessing, n_examples=0,
+        fill_value=-1.0,
+    ).run()["rows"]
     assert rows[0]["iou_mean"] == 1.0
     assert rows[1]["iou_mean"] < 1.0
 
 
-def test_bad_bins_and_missing_keys_are_reported(tmp_path):
+def test_bad_bins_are_reported(tmp_path):
     with pytest.raises(ValueError, match="bins"):
-        evaluate_masked_robustness(_sign_network(), _loader(1), "cpu", str(tmp_path), bins=((0.3, 0.2),))
-    with pytest.raises(ValueError, match="'label'"):
-        evaluate_masked_robustness(_sign_network(), [{"image": torch.zeros(1, 1, 8, 8)}], "cpu", str(tmp_path))
+        MaskedRobustnessEvaluation(_sign_network(), _loader(1), "cpu", str(tmp_path), bins=((0.3, 0.2),))
+    with pytest.raises(ValueError, match="example_bin"):
+        MaskedRobustnessEvaluation(_sign_network(), _loader(1), "cpu", str(tmp_path), bins=BINS, example_bin=4)
+
+
+def test_masked_input_batch_fills_the_holes_and_stores_the_masks():
+    image = torch.full((2, 3, 16, 16), 5.0)
+    batch = {"image": image, "label": torch.zeros(2, 1, 16, 16)}
+    prepare = MaskedInputBatch(HoleMaskGenerator(coverage=(0.3, 0.4)), seed=7, fill_value=-1.0)
+    masked, label = prepare(batch, torch.device("cpu"))
+    hole = batch["hole_mask"]
+    assert hole.shape == (2, 1, 16, 16) and label.shape == (2, 1, 16, 16)
+    assert torch.equal(masked, torch.where(hole.bool().expand(-1, 3, -1, -1), -1.0, 5.0))
+    prepare.reset()
+    assert torch.equal(prepare(dict(batch), torch.device("cpu"))[0], masked)

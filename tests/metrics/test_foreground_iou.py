@@ -1,4 +1,4 @@
-"""Tests of the per-image foreground IoU metric and its Ignite handler on hand-made masks."""
+"""The per-image foreground IoU metric on hand-made masks (its handler: tests/handlers/test_foreground_iou.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,8 @@ import math
 
 import pytest
 import torch
-from monai.data import DataLoader
-from monai.engines import SupervisedEvaluator
-from monai.handlers import from_engine
 from monai.metrics import MeanIoU
-from monai.transforms import Activationsd, AsDiscreted, Compose
 
-from monai_masksup.handlers import ForegroundIoU
 from monai_masksup.metrics import ForegroundIoUMetric, compute_foreground_iou
 
 
@@ -123,25 +118,3 @@ def test_size_mismatch_is_rejected():
 def test_empty_score_out_of_range_is_rejected():
     with pytest.raises(ValueError, match="empty_score"):
         ForegroundIoUMetric(empty_score=2.0)
-
-
-@pytest.mark.parametrize("empty_score,expected", [(1.0, 7 / 12), (0.0, 1 / 3)])
-def test_handler_in_supervised_evaluator_gives_hand_computed_mean(empty_score, expected):
-    # identity network on images holding logits +-1: sigmoid > 0.5 recovers the hand-made prediction masks
-    data = [{"image": 2.0 * p - 1.0, "label": y} for p, y in zip(PREDS, LABELS)]
-    loader = DataLoader(data, batch_size=2, shuffle=False, num_workers=0)
-    evaluator = SupervisedEvaluator(
-        device=torch.device("cpu"),
-        val_data_loader=loader,
-        network=torch.nn.Identity(),
-        postprocessing=Compose(
-            [Activationsd(keys="pred", sigmoid=True), AsDiscreted(keys="pred", threshold=0.5)]
-        ),
-        key_val_metric={
-            "val_iou": ForegroundIoU(empty_score=empty_score, output_transform=from_engine(["pred", "label"]))
-        },
-    )
-    evaluator.run()
-    assert evaluator.state.iteration == 2
-    assert evaluator.state.metrics["val_iou"] == pytest.approx(expected)
-    assert evaluator.state.metric_details["val_iou"].shape == (4, 1)
