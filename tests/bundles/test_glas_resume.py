@@ -10,10 +10,16 @@ import pytest
 import torch
 
 from monai_masksup.data import make_synthetic_glas
-from monai_masksup.handlers.checkpoint_resume import find_latest_checkpoint
+from monai_masksup.handlers.training_checkpoint import interval_checkpoints
 from tests.bundles.conftest import GLAS_BUNDLE, TINY_RUN, bundle_cli
 
 EPOCHS = 6
+
+
+def find_latest_checkpoint(models):
+    """The newest interval checkpoint of ``models``, or ``None``."""
+    found = interval_checkpoints(models)
+    return found[0][1] if found else None
 
 
 def _wait_for(path, proc, timeout: float) -> None:
@@ -61,8 +67,9 @@ def test_resume_continues_from_saved_epoch_and_keeps_better_best_model(tmp_path)
     assert f"Epoch: {saved_epoch + 1}/{EPOCHS}," in log and f"Epoch: {EPOCHS}/{EPOCHS}," in log
     final = torch.load(models / f"checkpoint_epoch={EPOCHS}.pt", map_location="cpu", weights_only=True)
     assert final["trainer"]["iteration"] == EPOCHS * final["trainer"]["epoch_length"]
-    # the resumed run keeps its own newest state; the file it resumed from stays untouched beside it
+    # the resumed run keeps its own newest state; the file it resumed from is removed once a newer one is complete
     assert find_latest_checkpoint(models).name == f"checkpoint_epoch={EPOCHS}.pt"
+    assert [n for n, _ in interval_checkpoints(models)] == [EPOCHS]
     assert (models / "model.pt").read_bytes() == best_before
     assert final["best_model_record"]["_saved"][0][0] == 2.0
 
