@@ -26,14 +26,17 @@ def state_dict_mismatch(network_state: dict[str, Any], saved_state: dict[str, An
 
     Returns:
         ``(missing, unexpected, reshaped)``: network keys absent from ``saved_state``, saved keys the network
-        lacks, and ``(key, saved shape, network shape)`` for common keys whose shapes differ; all sorted.
+        lacks, and ``(key, saved shape, network shape)`` for common keys whose shapes differ; in the order of
+        the network's (``unexpected``: the saved) ``state_dict``.
     """
-    missing = sorted(set(network_state) - set(saved_state))
-    unexpected = sorted(set(saved_state) - set(network_state))
+    missing = [key for key in network_state if key not in saved_state]
+    unexpected = [key for key in saved_state if key not in network_state]
     reshaped = [
-        (key, tuple(saved_state[key].shape), tuple(network_state[key].shape))
-        for key in sorted(set(network_state) & set(saved_state))
-        if hasattr(saved_state[key], "shape") and tuple(saved_state[key].shape) != tuple(network_state[key].shape)
+        (key, tuple(saved_state[key].shape), tuple(value.shape))
+        for key, value in network_state.items()
+        if key in saved_state
+        and hasattr(saved_state[key], "shape")
+        and tuple(saved_state[key].shape) != tuple(value.shape)
     ]
     return missing, unexpected, reshaped
 
