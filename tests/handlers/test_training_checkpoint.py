@@ -73,6 +73,16 @@ def test_resumed_run_repeats_the_uninterrupted_run(uninterrupted, tmp_path):
     assert (tmp_path / "model.pt").read_bytes() == (uninterrupted["checkpoint"].model_path).read_bytes()
 
 
+@pytest.mark.slow
+def test_resumed_run_with_loader_workers_repeats_the_uninterrupted_run(tmp_path):
+    """Workers (not persistent) are seeded per epoch from the restored global generator: the same holds."""
+    reference = tiny_run(tmp_path / "uninterrupted", EPOCHS, num_workers=2)
+    first = tiny_run(tmp_path / "models", EPOCHS, interrupt_at_iteration=INTERRUPT, num_workers=2)
+    second = tiny_run(tmp_path / "models", EPOCHS, resume=True, num_workers=2)
+    assert first["val_history"][:2] + second["val_history"] == reference["val_history"]
+    assert torch.equal(second["network"].weight, reference["network"].weight)
+
+
 @pytest.mark.parametrize("dropped", ["random_states", "extra_state"])
 def test_resume_without_saved_random_states_differs(uninterrupted, tmp_path, dropped):
     """The control of the test above: the saved random states are what makes the runs agree."""

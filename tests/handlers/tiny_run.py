@@ -55,6 +55,7 @@ def tiny_run(
     overwrite: bool = False,
     interrupt_at_iteration: int | None = None,
     summary_writer=None,
+    num_workers: int = 0,
     **checkpoint_kwargs,
 ) -> dict:
     """
@@ -74,7 +75,7 @@ def tiny_run(
             RandGaussianNoised(keys="image", prob=0.5, std=0.2),
         ]
     )
-    train_loader = DataLoader(Dataset(train_data, transform), batch_size=4, shuffle=True, num_workers=0)
+    train_loader = DataLoader(Dataset(train_data, transform), batch_size=4, shuffle=True, num_workers=num_workers)
     val_loader = DataLoader(Dataset(val_data), batch_size=4, shuffle=False, num_workers=0)
     network = torch.nn.Conv2d(1, 1, 3, padding=1)
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1, momentum=0.9)
