@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from monai.utils import IgniteInfo, min_version, optional_import
 
@@ -87,8 +87,8 @@ class CheckpointOverwriteGuard:
         if existing:
             names = ", ".join(path.name for path in existing)
             raise FileExistsError(
-                f"checkpoint folder '{os.path.abspath(self.ckpt_dir)}' already holds {names} from an earlier run, and a fresh run "
-                "would replace them. Continue that run with '--resume true', replace its files with "
+                f"checkpoint folder '{os.path.abspath(self.ckpt_dir)}' already holds {names} from an earlier run, "
+                "and a fresh run would replace them. Continue that run with '--resume true', replace its files with "
                 "'--overwrite true', or write elsewhere with '--bundle_root <folder>' (or '--ckpt_dir <folder>')."
             )
 

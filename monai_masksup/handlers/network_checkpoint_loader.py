@@ -104,9 +104,13 @@ class NetworkCheckpointLoader(CheckpointLoader):
                 )
             if missing:
                 total = len(network.state_dict())
-                parts.append(f"{len(missing)} of the network's {total} tensors are not in the file (e.g. '{missing[0]}')")
+                parts.append(
+                    f"{len(missing)} of the network's {total} tensors are not in the file (e.g. '{missing[0]}')"
+                )
             if unexpected:
-                parts.append(f"{len(unexpected)} tensors of the file have no place in the network (e.g. '{unexpected[0]}')")
+                parts.append(
+                    f"{len(unexpected)} tensors of the file have no place in the network (e.g. '{unexpected[0]}')"
+                )
             return (
                 f"checkpoint '{self.load_path}' does not fit the configured network {type(network).__name__} "
                 f"('{key}'): {'; '.join(parts)}. {self.hint}"

@@ -135,7 +135,9 @@ class RandomStates:
         if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
         elif cuda:
-            warnings.warn(f"RandomStates: {len(cuda)} saved CUDA generator states do not fit this machine; not restored.")
+            warnings.warn(
+                f"RandomStates: {len(cuda)} saved CUDA generator states do not fit this machine; not restored."
+            )
         np.random.set_state(_numpy_tuple(state_dict["numpy"]))
         random.setstate(_python_state(state_dict["python"]))
 

@@ -218,8 +218,10 @@ class TrainingCheckpoint:
             return
         path = self.ckpt_dir / f"{self.prefix}{epoch}.pt"
         save_atomically(self._training_state(engine), path)
-        kept = [path] + [p for n, p in interval_checkpoints(self.ckpt_dir, self.prefix) if n < epoch][: self.n_saved - 1]
-        for _, old in interval_checkpoints(self.ckpt_dir, self.prefix):
+        # only now that the new file is complete; older epochs beyond n_saved, and any later (damaged, skipped) one
+        existing = interval_checkpoints(self.ckpt_dir, self.prefix)
+        kept = [path] + [p for n, p in existing if n < epoch][: self.n_saved - 1]
+        for _, old in existing:
             if old not in kept:
                 old.unlink(missing_ok=True)
 

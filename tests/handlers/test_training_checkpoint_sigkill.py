@@ -69,7 +69,8 @@ def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_pa
 
     resumed = tiny_run(folder, saved + 2, resume=True)
     assert resumed["checkpoint"].resumed_from == newest
-    assert sorted(p.name for p in folder.iterdir()) == [f"checkpoint_epoch={saved + 2}.pt", "model.pt", "model.pt.record.json"]
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == [f"checkpoint_epoch={saved + 2}.pt", "model.pt", "model.pt.record.json"]
     # and it ends where a run that was never killed ends
     uninterrupted = tiny_run(tmp_path / "uninterrupted", saved + 2)
     assert torch.equal(resumed["network"].weight, uninterrupted["network"].weight)

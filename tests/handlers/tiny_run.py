@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ignite.engine import Events
 from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import MeanSquaredError, TensorBoardStatsHandler, ValidationHandler, from_engine
 from monai.transforms import Compose, RandFlipd, RandGaussianNoised
 from monai.utils import set_determinism
-from ignite.engine import Events
 
 from monai_masksup.engines.extra_state import GeneratorState
 from monai_masksup.handlers.training_checkpoint import TrainingCheckpoint
