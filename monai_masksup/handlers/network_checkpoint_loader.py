@@ -49,7 +49,8 @@ class NetworkCheckpointLoader(CheckpointLoader):
     of PyTorch's list of every missing and unexpected key.
 
     The usual cause is a model trained with a config overlay that changes ``network_def`` (the bundles'
-    ``configs/demo.json`` trains a small ``BasicUNet``) and evaluated without it.
+    ``configs/demo.json`` trains a small ``BasicUNet``) and evaluated without it. The file is checked when the
+    loader is attached (while a bundle builds its evaluator), and again if loading fails when the engine starts.
 
     Args:
         args: as ``monai.handlers.CheckpointLoader`` (``load_path``, ``load_dict``, ``name``, ``map_location``,
@@ -70,19 +71,36 @@ class NetworkCheckpointLoader(CheckpointLoader):
         super().__init__(*args, **kwargs)
         self.hint = self.DEFAULT_HINT if hint is None else hint
 
+    def attach(self, engine: Engine) -> None:
+        """
+        Check that the checkpoint fits before registering the loader: the error then stops the config while the
+        engine is built, once, instead of being logged again by every exception handler of the running engine.
+        The file is memory-mapped for the check, so only the tensors' shapes are read.
+        """
+        # a non-strict load accepts what does not fit, by the user's choice
+        message = self._mismatch_message(mmap=True) if self.strict and self.strict_shape else None
+        if message is not None:
+            raise CheckpointMismatchError(message)
+        super().attach(engine)
+
     def __call__(self, engine: Engine) -> None:
         """Load the checkpoint as MONAI does; a network it does not fit raises :class:`CheckpointMismatchError`."""
         try:
             super().__call__(engine)
-        except RuntimeError as e:
+        except RuntimeError:
             message = self._mismatch_message()
             if message is None:
                 raise
             # `from None`: PyTorch's message lists every key, which is what this handler replaces
             raise CheckpointMismatchError(message) from None
 
-    def _mismatch_message(self) -> str | None:
-        checkpoint = torch.load(self.load_path, map_location="cpu", weights_only=True)
+    def _mismatch_message(self, mmap: bool = False) -> str | None:
+        try:
+            checkpoint = torch.load(self.load_path, map_location="cpu", weights_only=True, mmap=mmap)
+        except Exception:
+            if mmap:
+                return None  # an older file format, or no file yet: MONAI's loader reports it when it runs
+            raise
         first = next(iter(self.load_dict))
         if len(self.load_dict) == 1 and first not in checkpoint:
             checkpoint = {first: checkpoint}  # as in CheckpointLoader: a lone network saved as its bare state_dict

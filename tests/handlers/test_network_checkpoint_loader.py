@@ -40,7 +40,8 @@ def test_a_demo_checkpoint_in_the_full_network_is_one_message_naming_the_overlay
     assert "network_def" in message and "configs/demo.json" in message and "--config_file" in message
     assert "differ in shape (e.g. 'conv_0.conv_0.conv.weight': (8, 3, 3, 3) in the file, (16, 3, 3, 3)" in message
     # PyTorch's key-by-key report is not chained to it
-    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    error = raised.value
+    assert error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)
 
 
 def test_missing_and_unexpected_tensors_are_counted(tmp_path):
@@ -52,6 +53,24 @@ def test_missing_and_unexpected_tensors_are_counted(tmp_path):
         _load_with(NetworkCheckpointLoader(load_path=str(path), load_dict={"model": network}))
     with pytest.raises(CheckpointMismatchError, match=r"1 tensors of the file have no place.*'extra.weight'"):
         _load_with(NetworkCheckpointLoader(load_path=str(path), load_dict={"model": network}))
+
+
+def test_a_checkpoint_replaced_after_attaching_is_reported_when_loading(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+    engine = Engine(lambda e, b: None)
+    NetworkCheckpointLoader(load_path=str(path), load_dict={"model": torch.nn.Linear(3, 2)}).attach(engine)
+    torch.save(torch.nn.Linear(4, 2).state_dict(), path)
+    with pytest.raises(CheckpointMismatchError, match=r"'weight': \(2, 4\) in the file, \(2, 3\) in the network"):
+        engine.run([0], max_epochs=1)
+
+
+def test_a_non_strict_loader_is_not_stopped(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"weight": torch.ones(2, 3)}, path)
+    network = torch.nn.Linear(3, 2)
+    _load_with(NetworkCheckpointLoader(load_path=str(path), load_dict={"model": network}, strict=False))
+    assert torch.equal(network.weight, torch.ones(2, 3))
 
 
 def test_a_fitting_checkpoint_loads_as_with_monai(tmp_path):
