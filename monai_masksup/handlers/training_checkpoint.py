@@ -261,9 +261,12 @@ class TrainingCheckpoint:
             "train elsewhere with '--bundle_root <folder>' (or '--ckpt_dir <folder>')."
         )
 
-    def _restorable_record(self) -> BestModelRecord:
-        """The record beside the best model; raises the refusal when a best model exists without a valid one."""
-        record, why = BestModelRecord.read_beside(self.model_path)
+    def _restorable_record(self, beside: tuple[BestModelRecord | None, str] | None = None) -> BestModelRecord:
+        """
+        The record beside the best model (``beside``: as read by ``BestModelRecord.read_beside``, read now when
+        ``None``); raises the refusal when a best model exists without a valid one and ``overwrite`` is off.
+        """
+        record, why = BestModelRecord.read_beside(self.model_path) if beside is None else beside
         if record is not None:
             return record
         if self.model_path.is_file() and not self.overwrite:
@@ -294,7 +297,7 @@ class TrainingCheckpoint:
         found = self._newest_loadable()
         beside, why = BestModelRecord.read_beside(self.model_path)
         if found is None:
-            record = self._restorable_record()
+            record = self._restorable_record((beside, why))
             if record.score is not None:
                 self.logger.warning(
                     f"resume: no interval checkpoint '{self.prefix}N.pt' that loads in '{self.ckpt_dir}'; training "

@@ -266,3 +266,14 @@ def test_checkpoint_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="resume"):
         TrainingCheckpoint(tmp_path, torch.nn.Linear(1, 1), resume="maybe")
     assert TrainingCheckpoint(tmp_path, torch.nn.Linear(1, 1), resume="false").resume is False
+
+
+def test_only_damaged_checkpoints_and_a_best_model_without_record_are_refused_at_start(tmp_path):
+    tiny_run(tmp_path, 1)
+    record_path(tmp_path / "model.pt").unlink()
+    newest = tmp_path / "checkpoint_epoch=1.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])
+    best = (tmp_path / "model.pt").read_bytes()
+    with pytest.raises(FileExistsError, match="no interval checkpoint 'checkpoint_epoch=N.pt' that loads"):
+        tiny_run(tmp_path, 2, resume=True)
+    assert (tmp_path / "model.pt").read_bytes() == best
