@@ -94,6 +94,9 @@ class TrainingCheckpoint:
 
     It replaces MONAI's ``CheckpointSaver`` (interval and key-metric) and ``CheckpointLoader`` for training:
     ignite's ``Checkpoint`` removes the old file before it writes the new one, and neither saves random states.
+    On a CPU, with the same number of threads, a resumed run gives the same weights and metrics as the uninterrupted
+    one, with or without (non-persistent) data loader workers; see
+    :class:`~monai_masksup.handlers.random_states.RandomStates` for what is not covered.
     Under DDP only rank 0 writes; every rank resumes from the same files. The random states of rank 0 are saved,
     and restored on every rank, so a resumed DDP run is not guaranteed to repeat the uninterrupted one.
 
@@ -108,8 +111,10 @@ class TrainingCheckpoint:
         key_metric_filename: file name of the best model in ``ckpt_dir``.
         save_dict: further objects with ``state_dict`` / ``load_state_dict`` to save and restore, by name
             (a learning-rate scheduler).
-        summary_writer: the run's ``SummaryWriter``; on resume the steps after the checkpoint are marked purged in
-            it, so TensorBoard does not show the replayed steps twice.
+        summary_writer: the run's ``SummaryWriter``; on resume the iterations after the checkpoint are marked
+            purged in it (as ``SummaryWriter(purge_step=...)`` would), so TensorBoard does not show the replayed
+            steps twice. Values logged per epoch (validation metrics) of the epoch a kill interrupted after its
+            validation can still appear twice at that epoch.
         map_location: ``torch.load`` map location on resume.
         strict: strict ``load_state_dict`` of the network on resume.
         prefix: file-name part before the epoch number of the interval checkpoints.
