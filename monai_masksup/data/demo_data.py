@@ -81,7 +81,7 @@ def glas_or_demo(
         if not str(dataset_dir).strip():
             raise ValueError("`dataset_dir` is an empty string: give the GLaS folder, or leave the option out.")
         return str(dataset_dir)
-    folder = Path(demo_dir) / _GLAS_FOLDER
+    folder = Path(demo_dir).resolve() / _GLAS_FOLDER
     _generate_once(
         folder,
         "Grade.csv",
@@ -135,7 +135,7 @@ def polyps_or_demo(
                 f"Give {options}, or neither folder to use the generated demo set."
             )
         return {name: None if value is None else str(value) for name, value in given.items()}
-    folder = Path(demo_dir) / _POLYP_FOLDER
+    folder = Path(demo_dir).resolve() / _POLYP_FOLDER
     _generate_once(
         folder,
         "splits/cvc_test.txt",
