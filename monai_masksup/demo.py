@@ -2,12 +2,11 @@
 
 Generates a small synthetic data set in the real data set's layout (when absent): GLaS in the Warwick layout
 for ``--bundle glas`` (the default), Kvasir-SEG + CVC-ClinicDB in their native layouts for ``--bundle kvasir``.
-Then runs that bundle (``masksup_glas`` or ``masksup_kvasir``, found as :func:`find_bundle_dir` says) exactly as a
-user would,
-through ``monai.bundle.run`` with the bundle's own ``train.json``, ``evaluate.json`` and ``inference.json``,
-plus the ``demo.json`` overlay (a small BasicUNet at 64x64 instead of LeViT-UNet-384 at 224x224, a few
-epochs) so that everything finishes in a few minutes on a laptop CPU. Prints where the checkpoints,
-TensorBoard logs, evaluation report, robustness plot and predicted masks are.
+Then runs that bundle (``masksup_glas`` or ``masksup_kvasir``, found as :func:`find_bundle_dir` says) exactly as
+a user would, through ``monai.bundle.run`` with the bundle's own ``train.json``, ``evaluate.json`` and
+``inference.json``, plus the ``demo.json`` overlay (a small BasicUNet at 64x64 instead of LeViT-UNet-384 at
+224x224, a few epochs) so that everything finishes quickly on a laptop CPU (timings: docs/benchmarks.md).
+Prints where the checkpoints, TensorBoard logs, evaluation report, robustness plot and predicted masks are.
 
 The numbers it prints come from synthetic images and a tiny network: they show that the pipeline works,
 not how well MaskSup segments glands or polyps.

@@ -1,4 +1,4 @@
-"""The polyp experiment's split: Kvasir-SEG + CVC-ClinicDB frames for training, held-out CVC-ClinicDB frames for testing."""
+"""The polyp experiment's split: Kvasir-SEG + CVC-ClinicDB frames to train on, held-out CVC-ClinicDB frames to test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The mission's command without a data option trains on the generated demo set and says so; a given folder never falls back."""
+"""Without a data option the mission's command trains on the generated demo set and says so; a given folder never
+falls back to it."""
 
 from __future__ import annotations
 
@@ -65,7 +66,11 @@ def test_given_polyp_folders_that_are_missing_or_empty_are_an_error_not_a_fallba
         cvc.mkdir()
     with pytest.raises(Exception) as info:
         bundle_run(
-            KVASIR_BUNDLE, ["train.json", "demo.json"], bundle_root=str(tmp_path / "b"), kvasir_dir=str(kvasir), cvc_dir=str(cvc)
+            KVASIR_BUNDLE,
+            ["train.json", "demo.json"],
+            bundle_root=str(tmp_path / "b"),
+            kvasir_dir=str(kvasir),
+            cvc_dir=str(cvc),
         )
     messages = _layout_errors(info)
     assert messages and "CVC-ClinicDB" in messages[0] and str(cvc) in messages[0]
