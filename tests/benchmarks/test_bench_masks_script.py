@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 
 
+@pytest.mark.slow
 def test_bench_masks_prints_a_row_and_a_ratio_per_coverage():
     script = PROJECT_ROOT / "benchmarks" / "bench_masks.py"
     args = ["--repeats", "2", "--size", "32", "--batch-size", "2", "--threads", "1", "--coverage", "none", "high"]

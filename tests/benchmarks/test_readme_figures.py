@@ -22,7 +22,7 @@ PRINTOUT = """[demo] generating synthetic GLaS data in /tmp/x/glas_synthetic
     holes  50-60%: IoU 0.389
 """
 PRODUCED = {"measured_on"} | {
-    f"{bundle}_demo_{key}" for bundle in ("glas", "kvasir") for key in ("seconds", "iou", "dice", "iou_clean", "iou_50_60")
+    f"{bundle}_demo_{key}" for bundle in ("glas", "kvasir") for key in ("seconds", "cpu_seconds", "iou", "dice", "iou_clean", "iou_50_60")
 }
 
 
