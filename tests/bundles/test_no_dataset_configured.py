@@ -82,3 +82,19 @@ def test_one_polyp_folder_alone_is_refused_not_completed_with_generated_data(tmp
         bundle_run(KVASIR_BUNDLE, ["train.json", "demo.json"], bundle_root=str(tmp_path / "b"), kvasir_dir=str(tmp_path))
     assert any("--cvc_dir is missing" in str(e) for e in exception_chain(info.value))
     assert not (tmp_path / "b" / "eval" / "demo_data").exists()
+
+
+@pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
+def test_inference_on_an_input_folder_generates_no_demo_set(tmp_path, bundle):
+    from monai.bundle import ConfigParser
+    from PIL import Image
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (200, 120, 180)).save(folder / "frame.png")
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, "inference.json"))
+    parser["bundle_root"] = str(tmp_path / "b")
+    parser["input_dir"] = str(folder)
+    assert [p.name for p in parser.get_parsed_content("input_images")] == ["frame.png"]
+    assert not (tmp_path / "b").exists()
