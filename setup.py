@@ -15,15 +15,21 @@ setup(
     long_description=(_HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.9",
-    packages=find_packages(include=["monai_masksup", "monai_masksup.*"]),
+    # torch 2.13 needs Python 3.10 or later
+    python_requires=">=3.10",
+    # the bundles' configs and docs travel inside the package (monai_masksup/_bundles), so that
+    # `python -m monai_masksup.demo` finds them after a non-editable `pip install .`
+    packages=find_packages(include=["monai_masksup", "monai_masksup.*"]) + ["monai_masksup._bundles"],
+    package_dir={"monai_masksup._bundles": "bundles"},
+    package_data={"monai_masksup._bundles": ["*/LICENSE", "*/configs/*.json", "*/configs/*.conf", "*/docs/*.md"]},
+    # the floors are the versions the test suite runs with (CI); older ones are untested
     install_requires=[
-        "monai>=1.4",
-        "torch>=2.4",
+        "monai>=1.6.1",
+        "torch>=2.13.0",
         "pytorch-ignite>=0.4.11",
         "nibabel",
         "itk>=5.3",
-        "numpy>=1.24",
+        "numpy>=2.4.6",
         "tensorboard",
         "tqdm",
         # PILReader: the data sets ship PNG, JPEG and BMP images.

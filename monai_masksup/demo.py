@@ -2,11 +2,11 @@
 
 Generates a small synthetic data set in the real data set's layout (when absent): GLaS in the Warwick layout
 for ``--bundle glas`` (the default), Kvasir-SEG + CVC-ClinicDB in their native layouts for ``--bundle kvasir``.
-Then runs that bundle (``bundles/masksup_glas`` or ``bundles/masksup_kvasir``) exactly as a user would,
-through ``monai.bundle.run`` with the bundle's own ``train.json``, ``evaluate.json`` and ``inference.json``,
-plus the ``demo.json`` overlay (a small BasicUNet at 64x64 instead of LeViT-UNet-384 at 224x224, a few
-epochs) so that everything finishes in a few minutes on a laptop CPU. Prints where the checkpoints,
-TensorBoard logs, evaluation report, robustness plot and predicted masks are.
+Then runs that bundle (``masksup_glas`` or ``masksup_kvasir``, found as :func:`find_bundle_dir` says) exactly as
+a user would, through ``monai.bundle.run`` with the bundle's own ``train.json``, ``evaluate.json`` and
+``inference.json``, plus the ``demo.json`` overlay (a small BasicUNet at 64x64 instead of LeViT-UNet-384 at
+224x224, a few epochs) so that everything finishes quickly on a laptop CPU (timings: docs/benchmarks.md).
+Prints where the checkpoints, TensorBoard logs, evaluation report, robustness plot and predicted masks are.
 
 The numbers it prints come from synthetic images and a tiny network: they show that the pipeline works,
 not how well MaskSup segments glands or polyps.
@@ -17,18 +17,72 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BUNDLES_DIR", "DEFAULT_BUNDLE_DIR", "DEMOS", "DemoData", "run_demo", "main"]
+__all__ = [
+    "BUNDLES_DIR",
+    "BUNDLES_ENV",
+    "DEFAULT_BUNDLE_DIR",
+    "DEMOS",
+    "DemoData",
+    "bundle_search_path",
+    "find_bundle_dir",
+    "run_demo",
+    "main",
+]
 
 #: the bundles of a source checkout (``<repo>/bundles``).
 BUNDLES_DIR = Path(__file__).resolve().parents[1] / "bundles"
 #: the GLaS bundle of a source checkout (``<repo>/bundles/masksup_glas``).
 DEFAULT_BUNDLE_DIR = BUNDLES_DIR / "masksup_glas"
+#: environment variable naming a folder that holds the bundles (``masksup_glas/``, ``masksup_kvasir/``).
+BUNDLES_ENV = "MONAI_MASKSUP_BUNDLES"
+#: the copy of the bundles that ``pip install`` puts inside the package (see setup.py).
+_INSTALLED_BUNDLES_DIR = Path(__file__).resolve().parent / "_bundles"
+
+
+def bundle_search_path() -> list[Path]:
+    """The folders searched for the bundles, first match wins.
+
+    1. ``$MONAI_MASKSUP_BUNDLES``, when set: the user's own choice;
+    2. ``<repo>/bundles`` of the source checkout this package was imported from (an editable install);
+    3. ``./bundles`` in the current folder (a clone used with a non-editable install);
+    4. the copy installed inside the package (``monai_masksup/_bundles``, written by ``pip install .``).
+
+    Returns:
+        the candidate folders, each expected to hold ``<bundle name>/configs/train.json``.
+    """
+    path = [Path(os.environ[BUNDLES_ENV])] if os.environ.get(BUNDLES_ENV) else []
+    return path + [BUNDLES_DIR, Path.cwd() / "bundles", _INSTALLED_BUNDLES_DIR]
+
+
+def find_bundle_dir(name: str) -> Path:
+    """The folder of bundle ``name`` (e.g. ``"masksup_glas"``): the first of :func:`bundle_search_path` holding it.
+
+    Args:
+        name: the bundle's folder name.
+
+    Returns:
+        ``<folder>/<name>``, which holds ``configs/train.json``.
+
+    Raises:
+        FileNotFoundError: naming every folder searched and the ways to point at the bundles.
+    """
+    candidates = bundle_search_path()
+    for folder in candidates:
+        if (folder / name / "configs" / "train.json").is_file():
+            return folder / name
+    searched = ", ".join(f"'{folder / name}'" for folder in candidates)
+    raise FileNotFoundError(
+        f"cannot find the {name} bundle (configs/train.json); searched {searched}. Run from a clone of the "
+        f"repository (its bundles/ folder), set {BUNDLES_ENV} to the folder holding {name}/, or pass --bundle_dir "
+        f"<path>/{name}."
+    )
 
 
 def _make_glas(data_dir: Path, n_train: int, n_test: int, seed: int) -> dict:
@@ -80,7 +134,7 @@ class DemoData:
     """How the demo feeds one bundle: its folder, its synthetic data and the overrides pointing at them.
 
     Args:
-        bundle_dir: the bundle folder of a source checkout.
+        bundle_dir: the bundle folder of a source checkout (:func:`find_bundle_dir` also searches elsewhere).
         data_name: sub-folder of the demo folder for the synthetic data.
         description: words for the printout (``"synthetic GLaS data"``).
         marker: file (relative to the data folder) whose presence means the data were generated.
@@ -145,7 +199,7 @@ def run_demo(
             third are CVC-ClinicDB frames, the rest Kvasir-SEG).
         n_test: synthetic test images (GLaS: split between testA and testB; Kvasir: CVC-ClinicDB frames).
         image_size: network input size (square).
-        bundle_dir: the bundle folder; ``None`` for the checkout's bundle of ``bundle``.
+        bundle_dir: the bundle folder; ``None`` to find the bundle of ``bundle`` with :func:`find_bundle_dir`.
         seed: seed of the synthetic data and of the bundle runs.
         bundle: ``"glas"`` (``masksup_glas``) or ``"kvasir"`` (``masksup_kvasir``), a key of :data:`DEMOS`.
 
@@ -154,14 +208,15 @@ def run_demo(
         "test_iou", "test_dice", "robustness_rows", "seconds"}``.
 
     Raises:
-        FileNotFoundError: when ``bundle_dir`` holds no ``configs/train.json``.
+        FileNotFoundError: when ``bundle_dir`` holds no ``configs/train.json``, or (``bundle_dir=None``) the bundle is
+            in none of the folders of :func:`bundle_search_path`.
         ValueError: for an unknown ``bundle``, non-positive ``epochs``, fewer than 2 training or test images, or an
             image size below 32.
     """
     if bundle not in DEMOS:
         raise ValueError(f"bundle must be one of {sorted(DEMOS)}, got '{bundle}'.")
     demo = DEMOS[bundle]
-    bundle_dir = demo.bundle_dir if bundle_dir is None else Path(bundle_dir)
+    bundle_dir = find_bundle_dir(demo.bundle_dir.name) if bundle_dir is None else Path(bundle_dir)
     if not (bundle_dir / "configs" / "train.json").is_file():
         default = demo.bundle_dir.name
         raise FileNotFoundError(
@@ -240,17 +295,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n_test", type=int, default=6, help="synthetic test images (default 6)")
     parser.add_argument("--image_size", type=int, default=64, help="network input size (default 64)")
     parser.add_argument(
-        "--bundle_dir", default=None, help="the bundle folder (default: the checkout's masksup_glas / masksup_kvasir)"
+        "--bundle_dir",
+        default=None,
+        help=f"the bundle folder (default: masksup_glas / masksup_kvasir from ${BUNDLES_ENV}, the package's source "
+        "checkout, ./bundles, or the copy installed with the package, in that order)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     args = parser.parse_args(argv)
+    bundle_dir = args.bundle_dir
+    if bundle_dir is None:
+        try:
+            bundle_dir = find_bundle_dir(DEMOS[args.bundle].bundle_dir.name)
+        except FileNotFoundError as e:
+            # a set-up problem with one fix, not a crash: say it in one line
+            print(f"python -m monai_masksup.demo: {e}", file=sys.stderr)
+            return 2
     result = run_demo(
         output_dir=args.output_dir,
         epochs=args.epochs,
         n_train=args.n_train,
         n_test=args.n_test,
         image_size=args.image_size,
-        bundle_dir=args.bundle_dir,
+        bundle_dir=bundle_dir,
         seed=args.seed,
         bundle=args.bundle,
     )

@@ -29,3 +29,14 @@ def test_command_line_word_switches_trainer_amp(bundle, word, expected):
     parser["amp"] = word
     assert parser.get_parsed_content("train#trainer#amp") is expected
     assert parser.get_parsed_content("validate#evaluator#amp") is expected
+
+
+@pytest.mark.parametrize("bundle", ["masksup_glas", "masksup_kvasir"])
+@pytest.mark.parametrize("config", ["train.json", "inference.json"])
+def test_amp_is_read_once_and_then_referenced(bundle, config):
+    text = (PROJECT_ROOT / "bundles" / bundle / "configs" / config).read_text()
+    assert text.count("parse_flag(@amp,") == 1
+    parser = ConfigParser()
+    parser.read_config(str(PROJECT_ROOT / "bundles" / bundle / "configs" / config))
+    parser["amp"] = "no"
+    assert parser.get_parsed_content("amp_enabled") is False

@@ -4,14 +4,17 @@ from .binarize_label import BinarizeLabel, BinarizeLabeld
 from .channel_checks import EnsureRGB, EnsureRGBd
 from .cvc_clinicdb import CVC_CLINICDB_URL, index_cvc_clinicdb
 from .error_summary import data_error_summary, find_data_error, install_data_error_summary
+from .demo_data import DEMO_IMAGE_SIZE, glas_or_demo, polyps_or_demo
 from .errors import DataFileError, DatasetLayoutError
 from .glas import GLAS_URL, detect_glas_layout, index_glas, index_glas_export, index_glas_warwick, read_glas_grades
 from .image_checks import check_complete, image_size, validate_datalist
 from .jpeg_structure import check_jpeg_structure
 from .kvasir import KVASIR_SEG_URL, index_kvasir_seg
 from .label_values import CheckLabelValues, CheckLabelValuesd
+from .loader_workers import default_num_workers
 from .pairing import index_folder_pair, pair_by_name
 from .pool_worker_shutdown import wait_for_pool_workers
+from .polyp_split import polyp_split
 from .pranet import PRANET_URL, index_pranet, list_pranet_test_sets
 from .splits import make_splits, read_id_list, select_ids, split_train_val
 from .synthetic_glas import make_synthetic_glas
@@ -24,6 +27,7 @@ __all__ = [
     "CVC_CLINICDB_URL",
     "CheckLabelValues",
     "CheckLabelValuesd",
+    "DEMO_IMAGE_SIZE",
     "DataFileError",
     "DatasetLayoutError",
     "EnsureRGB",
@@ -35,8 +39,10 @@ __all__ = [
     "check_complete",
     "check_jpeg_structure",
     "data_error_summary",
+    "default_num_workers",
     "detect_glas_layout",
     "find_data_error",
+    "glas_or_demo",
     "image_size",
     "index_cvc_clinicdb",
     "index_folder_pair",
@@ -51,6 +57,8 @@ __all__ = [
     "make_synthetic_glas",
     "make_synthetic_polyps",
     "pair_by_name",
+    "polyp_split",
+    "polyps_or_demo",
     "read_glas_grades",
     "read_id_list",
     "select_ids",

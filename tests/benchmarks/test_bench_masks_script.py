@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import PROJECT_ROOT
 
 
+@pytest.mark.slow
 def test_bench_masks_prints_a_row_and_a_ratio_per_coverage():
     script = PROJECT_ROOT / "benchmarks" / "bench_masks.py"
     args = ["--repeats", "2", "--size", "32", "--batch-size", "2", "--threads", "1", "--coverage", "none", "high"]
@@ -34,6 +35,7 @@ def test_bench_masks_prints_a_row_and_a_ratio_per_coverage():
         assert "ratio to the OpenCV loop" in out.stdout
 
 
+@pytest.mark.slow
 def test_fused_union_prototype_draws_the_generators_masks(tmp_path):
     # compiles a small C++ extension (about 30 s): the prototype behind the CPU-target decision of issue #3, and
     # an independent re-implementation of the row-span rasterisation that the generator's masks must match

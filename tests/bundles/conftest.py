@@ -13,9 +13,6 @@ from tests.conftest import PROJECT_ROOT
 BUNDLES_DIR = PROJECT_ROOT / "bundles"
 GLAS_BUNDLE = BUNDLES_DIR / "masksup_glas"
 KVASIR_BUNDLE = BUNDLES_DIR / "masksup_kvasir"
-#: environment variable naming a local copy of MONAI's bundle metadata schema ``meta_schema_20240725.json``
-#: (``verify_metadata`` would download it, and nothing can be downloaded on the test machines).
-META_SCHEMA_ENV = "MONAI_BUNDLE_META_SCHEMA"
 
 #: overrides that make a bundle run take seconds on a CPU: 64x64 inputs, the demo's tiny BasicUNet.
 TINY_RUN = {"image_size": [64, 64], "num_workers": 0, "batch_size": 4, "val_batch_size": 4}

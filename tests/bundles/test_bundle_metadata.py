@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
 
-from tests.bundles.conftest import GLAS_BUNDLE, KVASIR_BUNDLE, META_SCHEMA_ENV
+from tests.bundles.conftest import GLAS_BUNDLE, KVASIR_BUNDLE
+from tests.conftest import REFERENCE_DIR
 
 BUNDLES = pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
 
@@ -22,14 +22,14 @@ REQUIRED_METADATA_FIELDS = (
 
 @pytest.fixture
 def meta_schema() -> Path:
-    """Local copy of MONAI's metadata schema, named by ``$MONAI_BUNDLE_META_SCHEMA``, or skip."""
-    path = os.environ.get(META_SCHEMA_ENV)
-    if not path or not Path(path).is_file():
+    """The copy of MONAI's metadata schema in ``../shared/reference``, or skip."""
+    path = REFERENCE_DIR / "meta_schema_20240725.json"
+    if not path.is_file():
         pytest.skip(
-            f"set {META_SCHEMA_ENV} to a local copy of meta_schema_20240725.json to run verify_metadata "
-            "(MONAI downloads the schema, and this machine has no network access)"
+            f"{path} is absent (../shared/reference is not beside the project): verify_metadata needs a local copy "
+            "of MONAI's meta_schema_20240725.json, which cannot be downloaded here"
         )
-    return Path(path)
+    return path
 
 
 @BUNDLES

@@ -92,3 +92,59 @@ def test_each_demo_bundle_is_a_checkout_bundle():
     assert DEMOS["kvasir"].bundle_dir == PROJECT_ROOT / "bundles" / "masksup_kvasir"
     for demo in DEMOS.values():
         assert (demo.bundle_dir / "configs" / "demo.json").is_file()
+
+
+def _no_bundles_anywhere(monkeypatch, tmp_path):
+    import monai_masksup.demo as demo
+
+    monkeypatch.delenv(demo.BUNDLES_ENV, raising=False)
+    monkeypatch.setattr(demo, "BUNDLES_DIR", tmp_path / "checkout" / "bundles")
+    monkeypatch.setattr(demo, "_INSTALLED_BUNDLES_DIR", tmp_path / "site-packages" / "monai_masksup" / "_bundles")
+    monkeypatch.chdir(tmp_path)
+    return demo
+
+
+def test_bundles_folder_named_by_the_environment_comes_first(monkeypatch, tmp_path):
+    demo = _no_bundles_anywhere(monkeypatch, tmp_path)
+    own = tmp_path / "my_bundles"
+    (own / "masksup_glas" / "configs").mkdir(parents=True)
+    (own / "masksup_glas" / "configs" / "train.json").write_text("{}")
+    monkeypatch.setenv(demo.BUNDLES_ENV, str(own))
+    assert demo.find_bundle_dir("masksup_glas") == own / "masksup_glas"
+
+
+def test_bundles_in_the_current_folder_are_found(monkeypatch, tmp_path):
+    demo = _no_bundles_anywhere(monkeypatch, tmp_path)
+    (tmp_path / "bundles" / "masksup_kvasir" / "configs").mkdir(parents=True)
+    (tmp_path / "bundles" / "masksup_kvasir" / "configs" / "train.json").write_text("{}")
+    assert demo.find_bundle_dir("masksup_kvasir") == tmp_path / "bundles" / "masksup_kvasir"
+
+
+def test_missing_bundles_are_one_line_naming_where_they_were_looked_for(monkeypatch, tmp_path, capsys):
+    demo = _no_bundles_anywhere(monkeypatch, tmp_path)
+    assert demo.main(["--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(tmp_path / "site-packages" / "monai_masksup" / "_bundles" / "masksup_glas") in err
+    assert str(tmp_path / "bundles" / "masksup_glas") in err
+    assert demo.BUNDLES_ENV in err and "--bundle_dir" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_bundle_config_and_doc_is_packaged():
+    # setup.py copies bundles/ into monai_masksup/_bundles with these patterns; a new file type would be left out
+    import fnmatch
+    import re
+
+    setup_text = (PROJECT_ROOT / "setup.py").read_text()
+    patterns = re.findall(r'"(\*/[^"]+)"', setup_text.split("package_data=")[1].split("\n")[0])
+    assert patterns
+    bundles = PROJECT_ROOT / "bundles"
+    shipped = [
+        p for p in bundles.rglob("*")
+        if p.is_file() and p.relative_to(bundles).parts[1] in ("configs", "docs", "LICENSE")
+    ]
+    assert shipped
+    for path in shipped:
+        rel = path.relative_to(bundles).as_posix()
+        assert any(fnmatch.fnmatch(rel, pattern) for pattern in patterns), f"{rel} is not packaged"
