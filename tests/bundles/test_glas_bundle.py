@@ -33,7 +33,7 @@ def test_train_writes_best_model_state_checkpoint_and_tensorboard(glas_run):
     models = glas_run["bundle_root"] / "models"
     assert (models / "model.pt").is_file()
     state = torch.load(models / "checkpoint_epoch=2.pt", map_location="cpu", weights_only=True)
-    assert set(state) == {"model", "optimizer", "trainer", "best_model_record"}
+    assert set(state) == {"model", "optimizer", "trainer", "best_model_record", "random_states", "extra_state"}
     assert state["trainer"]["iteration"] == 2 * state["trainer"]["epoch_length"]
     # the best model file is a plain state dict that loads into the network with strict=True
     best = torch.load(models / "model.pt", map_location="cpu", weights_only=True)

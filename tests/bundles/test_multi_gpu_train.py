@@ -26,7 +26,7 @@ def test_two_process_gloo_training_finishes_with_one_checkpoint(tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]  # torchrun: every rank exited 0
 
     models = bundle_root / "models"
-    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_epoch=2.pt", "model.pt"]
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_epoch=2.pt", "model.pt", "model.pt.record.json"]
     state = torch.load(models / "checkpoint_epoch=2.pt", map_location="cpu", weights_only=True)
     # the DDP wrapper is not saved: keys load into the plain network
     assert not any(k.startswith("module.") for k in state["model"])
