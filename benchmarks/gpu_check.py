@@ -391,7 +391,9 @@ def phase_loader(run: Run, work: Path) -> None:
     overlays = ["demo.json"] if run.args.quick else []
     seconds = max(1.0, min(run.args.loader_seconds, run.left("loader") - 10))
     try:
-        sec.update(measure_loader("kvasir", overlays, kvasir_overrides(run, work / "loader"), seconds))
+        # the training set of the bundle run below (paper protocol: every training frame, none held out)
+        overrides = {**kvasir_overrides(run, work / "loader"), "paper_protocol": True}
+        sec.update(measure_loader("kvasir", overlays, overrides, seconds))
     except Exception as e:  # noqa: BLE001
         sec.update(status="error", reason=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-2000:])
         run.save()
