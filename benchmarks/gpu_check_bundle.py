@@ -15,6 +15,7 @@ Run as a script it does one job in a fresh process, so that ``gpu_check.py`` can
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -128,6 +129,9 @@ def run_bundle(spec: dict) -> dict:
     if torch.cuda.is_available():
         out["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
     del workflow, trainer, evaluator, parser
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
     t_eval = time.perf_counter()
     run(**_configs(spec["bundle"], ["train.json", *overlays, "evaluate.json"]), **overrides)
