@@ -143,7 +143,9 @@ def render_markdown(result: dict) -> str:
     lines = [
         f"GPU check of {result.get('started', '?')}: {hw.get('device_name', '?')}"
         f"{' (quick mode: tiny sizes, the figures say nothing about speed)' if result.get('quick') else ''}. "
-        f"{hw.get('summary', '')}. Budget {result.get('budget_s', '?')} s, elapsed {_num(result.get('elapsed_s'), '{:.0f}')} s"
+        f"{hw.get('summary', '')}"
+        f"{'; 8192³ bf16 matrix product: {:.0f} TFLOP/s'.format(hw['measured_bf16_matmul_tflops']) if hw.get('measured_bf16_matmul_tflops') else ''}"
+        f". Budget {result.get('budget_s', '?')} s, elapsed {_num(result.get('elapsed_s'), '{:.0f}')} s"
         f"{', finished' if result.get('finished') else ', cut short or running'}.",
         "",
         "| target | status | value | detail |",
