@@ -555,6 +555,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--from-json", help="render and (with --update-docs) write a saved gpu_check.json; runs nothing")
     args = parser.parse_args(argv)
     quick = args.quick
+    # absolute: the bundle runs work in their own folder
+    args.kvasir_dir, args.cvc_dir = (str(Path(d).resolve()) for d in (args.kvasir_dir, args.cvc_dir))
     args.budget_s = args.budget_s or (300.0 if quick else 540.0)
     args.batches = args.batches or ([2] if quick else [8, 32, 64])
     args.network, args.size = ("basicunet", 32) if quick else ("levit384", 224)
