@@ -111,9 +111,14 @@ class Run:
 
     def save(self) -> None:
         self.result["elapsed_s"] = time.perf_counter() - self.t0
-        self.result["targets"] = report.evaluate_targets(self.result)
-        for name, text in (("gpu_check.json", json.dumps(self.result, indent=1)),
-                           ("gpu_check.md", report.render_markdown(self.result))):
+        # a bug in the report must not stop the measurements: the JSON is written whatever happens
+        try:
+            self.result["targets"] = report.evaluate_targets(self.result)
+            markdown = report.render_markdown(self.result)
+        except Exception:  # noqa: BLE001
+            self.result["report_error"] = traceback.format_exc()[-2000:]
+            markdown = f"report failed, see report_error in gpu_check.json\n\n```\n{self.result['report_error']}\n```\n"
+        for name, text in (("gpu_check.json", json.dumps(self.result, indent=1, default=str)), ("gpu_check.md", markdown)):
             tmp = self.out / (name + ".tmp")
             tmp.write_text(text)
             tmp.replace(self.out / name)

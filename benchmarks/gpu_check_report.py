@@ -131,10 +131,15 @@ def _num(value, fmt: str = "{:.2f}", none: str = "–") -> str:
     return none if value is None else fmt.format(value)
 
 
+def _cell(text) -> str:
+    """Free text made safe for one markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "/")
+
+
 def _section_note(section: dict) -> str:
     status = section.get("status", "pending")
     reason = section.get("reason")
-    return f"*{status}{': ' + reason if reason else ''}*"
+    return f"*{status}{': ' + _cell(reason) if reason else ''}*"
 
 
 def render_markdown(result: dict) -> str:
@@ -180,7 +185,7 @@ def render_markdown(result: dict) -> str:
         if "error" in r or "step_s" not in r:
             lines.append(
                 f"| {r['batch_size']} | {_label(r)} | {r['precision']} | {'yes' if r.get('compile') else 'no'} | "
-                f"{r.get('error') or r.get('skipped', '?')} |||||||"
+                f"{_cell(r.get('error') or r.get('skipped', '?'))} |||||||"
             )
             continue
         official = _official(_ok_rows(result), r["batch_size"])
@@ -227,13 +232,14 @@ def render_markdown(result: dict) -> str:
     ]
     for b in bundles.values():
         if not b.get("epochs_run"):
-            lines.append(f"| {b.get('bundle')} | {b.get('data', '')} | {b.get('status', '')}: {b.get('reason', '')} |||||||")
+            lines.append(f"| {b.get('bundle')} | {b.get('data', '')} | {b.get('status', '')}: {_cell(b.get('reason', ''))} |||||||")
             continue
         lines.append(
             f"| {b['bundle']} | {b.get('data', '')} | {b.get('n_train')} / {b.get('n_test')} | "
             f"{b['epochs_run']} / {b['epochs_planned']} | {_num(b.get('epoch_s_mean'), '{:.1f}')} | "
             f"{_num(b.get('estimated_full_schedule_s'), '{:.0f} s')} | {_num(b.get('data_wait_share'), '{:.1%}')} | "
-            f"{_num(b.get('test_iou'), '{:.3f}')} | {_num(b.get('test_dice'), '{:.3f}')} | {_num(b.get('eval_s'), '{:.0f}')} |"
+            f"{_num(b.get('test_iou'), '{:.3f}')} | {_num(b.get('test_dice'), '{:.3f}')} | "
+            f"{_cell(b['eval_error']) if b.get('eval_error') else _num(b.get('eval_s'), '{:.0f}')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -170,3 +170,21 @@ def test_update_docs_replaces_only_the_marked_table(tmp_path):
     docs.write_text("no markers\n")
     with pytest.raises(ValueError, match="benchmarks.md"):
         gpu_check_report.update_docs(docs, "x")
+
+
+def test_markdown_of_a_run_cut_short_shows_what_is_there():
+    # a run killed after its first step row: the pending sections and the error row still render
+    result = {
+        "train_step": {"status": "running", "rows": [
+            _row(8, "separate", "fp32", 100.0),
+            {"batch_size": 8, "mode": "batched", "precision": "bf16", "compile": False, "official": False,
+             "error": "OutOfMemoryError: CUDA out of memory | tried"},
+        ]},
+        "bundles": {"glas": {"bundle": "glas", "status": "running"}},
+    }
+    result["targets"] = gpu_check_report.evaluate_targets(result)
+    markdown = gpu_check_report.render_markdown(result)
+    assert "| 8 | official recipe | fp32 | no | 80.0 | 100.0 | 1.00 |" in markdown
+    assert "OutOfMemoryError: CUDA out of memory / tried" in markdown  # a pipe would split the table cell
+    assert "*running*" in markdown and "| glas |  | running:" in markdown
+    assert gpu_check_report.render_markdown({})  # nothing measured yet
