@@ -403,14 +403,14 @@ def phase_loader(run: Run, work: Path) -> None:
         sec.update(status="error", reason=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()[-2000:])
         run.save()
         return
-    rows = report._ok_rows(run.result)
+    rows = report.ok_rows(run.result)
     same = [r for r in rows if r["batch_size"] == sec["batch_size"]]
     pool = same or rows
     if pool:
         fastest = max(pool, key=lambda r: r["images_per_s"])
         sec["step_images_per_s"] = fastest["images_per_s"]
         sec["step_label"] = (
-            f"the fastest step at batch {fastest['batch_size']} ({report._label(fastest)}, "
+            f"the fastest step at batch {fastest['batch_size']} ({report.row_label(fastest)}, "
             f"{fastest['images_per_s']:.0f} images/s)"
             + ("" if same else f"; no step was timed at the loader's batch {sec['batch_size']}")
         )
@@ -426,7 +426,7 @@ def phase_compile(run: Run) -> None:
     from bench_train_step import run_in_subprocess
 
     args, sec = run.args, run.result["train_step"]
-    eager = report._ok_rows(run.result)
+    eager = report.ok_rows(run.result)
     bf16 = [r for r in eager if r["mode"] == "batched" and r["precision"] == "bf16"]
     first = max(bf16, key=lambda r: r["images_per_s"])["batch_size"] if bf16 else args.batches[0]
     batches = [first] + [b for b in args.batches if b != first]

@@ -44,7 +44,8 @@ def dense_bf16_peak(device_name: str) -> tuple[str | None, float | None]:
     return None, None
 
 
-def _ok_rows(result: dict) -> list[dict]:
+def ok_rows(result: dict) -> list[dict]:
+    """The step rows of ``result`` that were measured (no error)."""
     return [r for r in result.get("train_step", {}).get("rows", []) if "error" not in r and "step_s" in r]
 
 
@@ -54,7 +55,7 @@ def _official(rows: list[dict], batch: int) -> dict | None:
 
 def evaluate_targets(result: dict) -> dict[str, dict]:
     """Status (``"met"``, ``"not met"`` or ``"unmeasured"``), value and detail of each target of issue #17."""
-    rows = _ok_rows(result)
+    rows = ok_rows(result)
     batches = sorted({r["batch_size"] for r in rows})
     targets: dict[str, dict] = {}
 
@@ -75,7 +76,7 @@ def evaluate_targets(result: dict) -> dict[str, dict]:
     mfus = [r for r in rows if r.get("mfu") is not None and not r.get("official")]
     if mfus:
         best = max(mfus, key=lambda r: r["mfu"])
-        detail = f"batch {best['batch_size']}, {_label(best)}"
+        detail = f"batch {best['batch_size']}, {row_label(best)}"
         targets["mfu"] = _target("mfu", best["mfu"], best["mfu"] >= 0.30, detail)
     else:
         reason = result.get("train_step", {}).get("peak_reason") or "no step measured"
@@ -121,7 +122,8 @@ def _target(name: str, value: float | None, met: bool | None, detail: str) -> di
     return {"target": TARGETS[name], "value": value, "status": status, "detail": detail}
 
 
-def _label(row: dict) -> str:
+def row_label(row: dict) -> str:
+    """Words for a step row: the official recipe, or mode, precision and whether it was compiled."""
     if row.get("official"):
         return "official recipe (separate, fp32)"
     return f"{row['mode']}, {row['precision']}{', compiled' if row.get('compile') else ''}"
@@ -184,11 +186,11 @@ def render_markdown(result: dict) -> str:
     for r in rows:
         if "error" in r or "step_s" not in r:
             lines.append(
-                f"| {r['batch_size']} | {_label(r)} | {r['precision']} | {'yes' if r.get('compile') else 'no'} | "
+                f"| {r['batch_size']} | {row_label(r)} | {r['precision']} | {'yes' if r.get('compile') else 'no'} | "
                 f"{_cell(r.get('error') or r.get('skipped', '?'))} |||||||"
             )
             continue
-        official = _official(_ok_rows(result), r["batch_size"])
+        official = _official(ok_rows(result), r["batch_size"])
         ratio = r["images_per_s"] / official["images_per_s"] if official else None
         lines.append(
             f"| {r['batch_size']} | {'official recipe' if r.get('official') else r['mode']} | {r['precision']} | "
