@@ -13,7 +13,11 @@ holds the optimizer state allocated at the first step; ``tracemalloc`` is not us
 torch's tensor allocations.
 
 Time: the median over the timed steps of the wall-clock step time, and of the process CPU time
-(``time.process_time``), which is less disturbed by other processes on a shared machine.
+(``time.process_time``), which is less disturbed by other processes on a shared machine. The warm-up steps'
+total wall time is reported apart (``warmup_s``): with ``torch.compile`` it holds the compilation.
+
+``benchmarks/gpu_check.py`` imports :func:`build_network`, :func:`run_one` and :func:`run_in_subprocess` to time
+the same steps on a GPU (with ``cfg["compile"]`` for ``torch.compile``), so both report like figures.
 
 Examples::
 
@@ -37,7 +41,9 @@ import time
 MODES = ("supervised", "separate", "batched")
 
 
-def _build_network(name: str, torch):
+def build_network(name: str):
+    """The benchmarked network: ``"levit384"`` (LeViT-UNet-384, 224 x 224 only) or ``"basicunet"`` (MONAI's
+    ``BasicUNet`` with its default features), 3 input channels, 1 output channel."""
     if name == "basicunet":
         from monai.networks.nets import BasicUNet
 
@@ -50,7 +56,13 @@ def _build_network(name: str, torch):
 
 
 def run_one(cfg: dict) -> dict:
-    """Time ``cfg["warmup"] + cfg["steps"]`` training steps of one configuration in this process."""
+    """Time ``cfg["warmup"] + cfg["steps"]`` training steps of one configuration in this process.
+
+    ``cfg`` holds ``network``, ``device``, ``mode`` (one of :data:`MODES`), ``amp``, ``amp_dtype``,
+    ``batch_size``, ``size``, ``warmup``, ``steps`` and ``threads``; optionally ``compile`` (wrap the network in
+    ``torch.compile`` through the trainer's ``compile`` argument) and ``compile_backend`` (``torch.compile``'s
+    backend, default inductor).
+    """
     import torch
     from ignite.engine import Events
     from monai.engines import SupervisedTrainer
@@ -63,7 +75,7 @@ def run_one(cfg: dict) -> dict:
         torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
     device = torch.device(cfg["device"])
-    net = _build_network(cfg["network"], torch).to(device)
+    net = build_network(cfg["network"]).to(device)
     optimizer = torch.optim.Adam(net.parameters(), 1e-4)
     size, bs = cfg["size"], cfg["batch_size"]
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
@@ -83,6 +95,8 @@ def run_one(cfg: dict) -> dict:
         amp=cfg["amp"],
         amp_kwargs=amp_kwargs,
         decollate=False,
+        compile=bool(cfg.get("compile", False)),
+        compile_kwargs={"backend": cfg["compile_backend"]} if cfg.get("compile_backend") else None,
     )
     if cfg["mode"] == "supervised":
         trainer = SupervisedTrainer(loss_function=torch.nn.BCEWithLogitsLoss(), **common)
@@ -100,6 +114,7 @@ def run_one(cfg: dict) -> dict:
             torch.cuda.synchronize(device)
 
     times: list[float] = []
+    warmup_times: list[float] = []
     cpu_times: list[float] = []
     marks: dict = {}
 
@@ -121,10 +136,19 @@ def run_one(cfg: dict) -> dict:
         if engine.state.iteration > cfg["warmup"]:
             times.append(time.perf_counter() - marks["t0"])
             cpu_times.append(time.process_time() - marks["c0"])
+        else:
+            warmup_times.append(time.perf_counter() - marks["t0"])
 
     trainer.run()
     step = statistics.median(times)
-    result = {**cfg, "step_s": step, "images_per_s": bs / step, "times": times, "cpu_s": statistics.median(cpu_times)}
+    result = {
+        **cfg,
+        "step_s": step,
+        "images_per_s": bs / step,
+        "times": times,
+        "cpu_s": statistics.median(cpu_times),
+        "warmup_s": sum(warmup_times),
+    }
     if device.type == "cuda":
         result["peak_mem_mb"] = (torch.cuda.max_memory_allocated(device) - marks["cuda_before"]) / 2**20
     else:
@@ -141,12 +165,21 @@ def run_one(cfg: dict) -> dict:
     return result
 
 
-def _run_in_subprocess(cfg: dict) -> dict:
-    proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--single", json.dumps(cfg)],
-        capture_output=True,
-        text=True,
-    )
+def run_in_subprocess(cfg: dict, timeout: float | None = None) -> dict:
+    """:func:`run_one` in a fresh Python process (so peak memory does not leak between configurations).
+
+    Returns ``cfg`` with ``"error"`` (the last line of its stderr, or that it timed out) when it fails or runs
+    longer than ``timeout`` seconds.
+    """
+    try:
+        proc = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--single", json.dumps(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {**cfg, "error": f"timed out after {timeout:.0f} s"}
     if proc.returncode != 0:
         return {**cfg, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -243,7 +276,7 @@ def main() -> None:
                     cfg = dict(network=net, device=device, mode=mode, amp=amp, amp_dtype=args.amp_dtype,
                                batch_size=args.batch_size, size=args.size, warmup=args.warmup, steps=args.steps,
                                threads=args.threads)
-                    r = _run_in_subprocess(cfg)
+                    r = run_in_subprocess(cfg)
                     results.append(r)
                     status = r.get("error") or f"{1000 * r['step_s']:.0f} ms/step"
                     print(f"# {net} {device} {'amp' if amp else 'fp32'} {mode}: {status}", file=sys.stderr, flush=True)
