@@ -1,3 +1,5 @@
-"""Metrics: the papers' per-image foreground IoU (an extension of MONAI's ``MeanIoU``)."""
+"""Metrics: the papers' per-image foreground IoU (an extension of MONAI's ``MeanIoU``); the MaskContrast evaluations."""
 
 from .foreground_iou import ForegroundIoUMetric, compute_foreground_iou
+from .kmeans import KMeansResult, kmeans, kmeans_plus_plus_init
+from .pca_whitening import pca_whiten
