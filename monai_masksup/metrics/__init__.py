@@ -3,3 +3,10 @@
 from .foreground_iou import ForegroundIoUMetric, compute_foreground_iou
 from .kmeans import KMeansResult, kmeans, kmeans_plus_plus_init
 from .pca_whitening import pca_whiten
+from .cluster_matching import (
+    ClusterMatch,
+    cluster_confusion_matrix,
+    evaluate_cluster_assignment,
+    match_clusters,
+    matched_class_iou,
+)
