@@ -10,3 +10,9 @@ from .cluster_matching import (
     match_clusters,
     matched_class_iou,
 )
+from .clustering_evaluation import (
+    cluster_prototypes,
+    evaluate_pixel_clustering,
+    evaluate_prototype_clustering,
+    saliency_prototypes,
+)
