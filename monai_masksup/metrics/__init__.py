@@ -16,3 +16,4 @@ from .clustering_evaluation import (
     evaluate_prototype_clustering,
     saliency_prototypes,
 )
+from .linear_probe import FrozenEmbedding, LinearProbe, LinearProbeResult, train_linear_probe
