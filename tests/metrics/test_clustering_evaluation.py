@@ -45,6 +45,15 @@ def test_prototype_is_the_normalised_weighted_sum_over_salient_pixels():
     torch.testing.assert_close(saliency_prototypes(embeddings, probabilities), expected)
 
 
+def test_prototypes_of_volumes():
+    embeddings = torch.zeros(1, 2, 2, 2, 2)
+    embeddings[0, 0, 0] = 3.0  # first slice embeds along axis 0, second along axis 1
+    embeddings[0, 1, 1] = 1.0
+    mask = torch.zeros(1, 1, 2, 2, 2)
+    mask[0, 0, 0, 0, 0] = mask[0, 0, 1, 0, 0] = 1.0  # one voxel of each slice: sum (3, 1)
+    torch.testing.assert_close(saliency_prototypes(embeddings, mask), torch.tensor([[3.0, 1.0]]) / 10**0.5)
+
+
 def test_empty_mask_gives_a_zero_prototype():
     assert torch.equal(saliency_prototypes(torch.ones(1, 3, 2, 2), torch.zeros(1, 1, 2, 2)), torch.zeros(1, 3))
 

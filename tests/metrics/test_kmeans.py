@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from monai_masksup.metrics import kmeans, kmeans_plus_plus_init
+from tests.conftest import requires_cuda
 
 
 def _blobs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,7 +69,7 @@ def test_duplicate_rows_leave_no_cluster_empty():
     assert result.labels[3] != result.labels[0]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@requires_cuda
 def test_cuda_tensors_give_the_cpu_clustering():
     x, truth = _blobs(seed=4)
     cpu, gpu = kmeans(x, 4, seed=5), kmeans(x.cuda(), 4, seed=5)

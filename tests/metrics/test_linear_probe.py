@@ -83,3 +83,10 @@ def test_probe_logits_are_resized_to_the_input_and_wrong_widths_are_refused():
     assert probe(torch.randn(1, 3, 8, 8)).shape == (1, 3, 8, 8)
     with pytest.raises(ValueError, match="embedding_dim=5"):
         LinearProbe(coarse, embedding_dim=5, num_classes=3)(torch.randn(1, 3, 8, 8))
+
+
+def test_probe_of_volumes_uses_a_1x1x1_convolution():
+    coarse = nn.Sequential(nn.Conv3d(1, 4, 1), nn.AvgPool3d(2))
+    probe = LinearProbe(coarse, embedding_dim=4, num_classes=2, spatial_dims=3)
+    assert isinstance(probe.head, nn.Conv3d) and probe.head.kernel_size == (1, 1, 1)
+    assert probe(torch.randn(1, 1, 4, 4, 4)).shape == (1, 2, 4, 4, 4)
