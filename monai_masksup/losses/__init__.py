@@ -6,3 +6,4 @@ from .consistency import ConsistencyLoss
 from .mask_mix import mix_with_mask
 from .masksup_loss import MaskSupLoss
 from .multi_label_deep_supervision import MultiLabelDeepSupervisionLoss, multi_label_targets
+from .multiple_instance_loss import MultipleInstanceLoss
