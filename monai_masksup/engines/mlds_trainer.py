@@ -232,7 +232,8 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
                     f"{tuple(inputs.shape)} must have the same channels and spatial size."
                 )
             inputs = torch.cat([inputs, unlabelled.inputs.to(inputs.dtype)], dim=0)
-        logits, levels = split_hierarchical_output(to_float32(self.forward(inputs, *batch.args, **batch.kwargs)))
+        logits, levels = split_hierarchical_output(self.forward(inputs, *batch.args, **batch.kwargs))
+        logits, levels = logits.float(), to_float32(levels)
         n = batch.inputs.shape[0]
         terms = {"ce": self.seg_loss(logits[:n], labels[:, 0])}
         loss = terms["ce"]
