@@ -278,7 +278,9 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
         value = data.get(key) if isinstance(data, dict) else None
         if value is None:
             if required:
-                raise ValueError(f"{type(self).__name__}: mode {self.mode!r} needs batch[{key!r}] (image-level labels).")
+                raise ValueError(
+                    f"{type(self).__name__}: mode {self.mode!r} needs batch[{key!r}] (image-level labels)."
+                )
             return None
         return as_plain_tensor(torch.as_tensor(value), f"batch[{key!r}]").to(unlabelled.inputs.device)
 

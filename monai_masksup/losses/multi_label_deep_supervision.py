@@ -219,7 +219,9 @@ class MultiLabelDeepSupervisionLoss(_Loss):
         levels = [as_plain_tensor(z, f"input[{i}]") for i, z in enumerate(input)]
         first = levels[0]
         if first.ndim not in (4, 5):
-            raise ValueError(f"input[0] must be (B, K, H, W) or (B, K, D, H, W) logits, got shape {tuple(first.shape)}.")
+            raise ValueError(
+                f"input[0] must be (B, K, H, W) or (B, K, D, H, W) logits, got shape {tuple(first.shape)}."
+            )
         for i, z in enumerate(levels[1:], start=1):
             if z.ndim != first.ndim or z.shape[:2] != first.shape[:2]:
                 raise ValueError(

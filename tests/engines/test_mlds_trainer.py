@@ -40,7 +40,10 @@ def _net() -> HierarchicalUNet:
 def _labelled(n: int = 3, seed: int = 0) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     return [
-        {"image": torch.rand(2, 1, SIZE, SIZE, generator=g), "label": torch.randint(0, K, (2, 1, SIZE, SIZE), generator=g)}
+        {
+            "image": torch.rand(2, 1, SIZE, SIZE, generator=g),
+            "label": torch.randint(0, K, (2, 1, SIZE, SIZE), generator=g),
+        }
         for _ in range(n)
     ]
 
@@ -55,7 +58,7 @@ def _unlabelled(n: int = 2, seed: int = 1, image_labels: torch.Tensor | None = N
     return batches
 
 
-def _trainer(mode: str, network=None, **kwargs) -> MultiLabelDeepSupervisionTrainer:
+def _trainer(mode: str, network=None, labelled=None, lr: float = 0.01, **kwargs) -> MultiLabelDeepSupervisionTrainer:
     network = network or _net()
     kwargs.setdefault("decollate", False)
     if mode in ("mean_taught", "mean_teacher") and "teacher" not in kwargs:
@@ -66,9 +69,9 @@ def _trainer(mode: str, network=None, **kwargs) -> MultiLabelDeepSupervisionTrai
     return MultiLabelDeepSupervisionTrainer(
         device="cpu",
         max_epochs=1,
-        train_data_loader=_labelled(),
+        train_data_loader=_labelled() if labelled is None else labelled,
         network=network,
-        optimizer=torch.optim.SGD(network.parameters(), lr=0.01),
+        optimizer=torch.optim.SGD(network.parameters(), lr=lr),
         mode=mode,
         **kwargs,
     )
@@ -120,9 +123,14 @@ def test_self_taught_pseudo_labels_are_the_argmax_of_the_standard_head_on_unlabe
 
     network = _net()
     trainer = _Recording(
-        device="cpu", max_epochs=1, train_data_loader=_labelled(1), network=network,
-        optimizer=torch.optim.SGD(network.parameters(), lr=0.0), mode="self_taught",
-        unlabelled_data_loader=_unlabelled(), decollate=False,
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=_labelled(1),
+        network=network,
+        optimizer=torch.optim.SGD(network.parameters(), lr=0.0),
+        mode="self_taught",
+        unlabelled_data_loader=_unlabelled(),
+        decollate=False,
     )
     trainer.run()
     # the student ran once on [labelled; unlabelled]; the pseudo-labels are the unlabelled half's argmax
@@ -142,8 +150,13 @@ def test_mean_taught_teacher_sees_the_perturbed_scan_and_invalid_pixels_are_igno
             return logits
 
     perturbation = FlipAffinePerturbation(flip_prob=0.0, translate_range=0.3, mode="nearest")
-    trainer = _trainer("mean_taught", teacher=_Teacher(), perturbation=perturbation, perturbation_seed=3,
-                       loss_function=MultiLabelDeepSupervisionLoss(ignore_index=-1))
+    trainer = _trainer(
+        "mean_taught",
+        teacher=_Teacher(),
+        perturbation=perturbation,
+        perturbation_seed=3,
+        loss_function=MultiLabelDeepSupervisionLoss(ignore_index=-1),
+    )
     trainer.run()
     out = trainer.state.output
     valid, pseudo = out[MLDSKeys.VALIDITY_MASK], out[MLDSKeys.PSEUDO_LABEL]
@@ -167,8 +180,9 @@ def test_affine_mean_taught_needs_a_loss_with_ignore_index():
 
 def test_segresnetds_trains_in_self_taught_mode():
     torch.manual_seed(0)
-    network = SegResNetDS(spatial_dims=2, init_filters=4, in_channels=1, out_channels=K, blocks_down=(1, 1, 1, 1),
-                          dsdepth=3)
+    network = SegResNetDS(
+        spatial_dims=2, init_filters=4, in_channels=1, out_channels=K, blocks_down=(1, 1, 1, 1), dsdepth=3
+    )
     trainer = _trainer("self_taught", network=network)
     trainer.run()
     out = trainer.state.output
@@ -178,14 +192,17 @@ def test_segresnetds_trains_in_self_taught_mode():
 
 def test_ignored_label_pixels_are_left_out_of_ce_and_mlds():
     batches = _labelled(1)
-    batches[0]["label"][:, :, :, :16] = 7
-    trainer = MultiLabelDeepSupervisionTrainer(
-        device="cpu", max_epochs=1, train_data_loader=batches, network=_net(),
-        optimizer=torch.optim.SGD(_net().parameters(), lr=0.0), ignore_index=7, decollate=False,
-    )
+    label = batches[0]["label"]
+    label[:, :, :, :16] = 7
+    network = _net()
+    trainer = _trainer("supervised", network=network, labelled=batches, lr=0.0, ignore_index=7)
     trainer.run()
     assert trainer.loss_function.ignore_index == 7
-    assert all(v == v for k, v in trainer.state.output.items() if k.startswith("loss_"))  # no NaN
+    with torch.no_grad():
+        logits, levels = network.train()(batches[0]["image"])
+    # only the right half is annotated: the CE is the mean over it
+    ce = torch.nn.functional.cross_entropy(logits[..., 16:], label[:, 0, :, 16:])
+    assert trainer.state.output["loss_ce"] == pytest.approx(ce.item(), rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -214,3 +231,31 @@ def test_decollated_output_keeps_the_levels_per_sample():
     first = trainer.state.output[0]
     assert first[Keys.PRED].shape == (K, SIZE, SIZE)
     assert [tuple(z.shape) for z in first[MLDSKeys.PRED_LEVELS]][::4] == [(K, 2, 2), (K, 32, 32)]
+
+
+@pytest.mark.parametrize("mode", ["supervised", "self_taught"])
+def test_logged_terms_equal_the_losses_recomputed_from_one_forward_pass(mode):
+    network = _net()
+    labelled, unlabelled = _labelled(1), _unlabelled(1)
+    trainer = _trainer(mode, network=network, labelled=labelled, lr=0.0, unlabelled_data_loader=unlabelled)
+    trainer.run()
+    out = trainer.state.output
+    x, y = labelled[0]["image"], labelled[0]["label"]
+    if mode == "self_taught":
+        x = torch.cat([x, unlabelled[0]["image"]])
+    with torch.no_grad():
+        logits, levels = network.train()(x)  # batch statistics again, weights unchanged (lr 0)
+    ce = torch.nn.functional.cross_entropy(logits[:2], y[:, 0])
+    target = y if mode == "supervised" else torch.cat([y, logits[2:].argmax(1, keepdim=True)])
+    mlds = MultiLabelDeepSupervisionLoss()([z[: target.shape[0]] for z in levels], target)
+    assert out["loss_ce"] == pytest.approx(ce.item(), rel=1e-5)
+    assert out["loss_mlds"] == pytest.approx(mlds.item(), rel=1e-5)
+    assert out[Keys.LOSS].item() == pytest.approx(ce.item() + mlds.item(), rel=1e-5)
+
+
+def test_mean_taught_runs_under_bfloat16_autocast_with_float32_losses():
+    trainer = _trainer("mean_taught", amp=True, amp_kwargs={"dtype": torch.bfloat16})
+    trainer.run()
+    out = trainer.state.output
+    assert out[Keys.PRED].dtype == torch.float32
+    assert all(v == v for k, v in out.items() if k.startswith("loss_") and isinstance(v, float))

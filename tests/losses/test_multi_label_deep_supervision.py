@@ -175,8 +175,9 @@ def test_3d_targets_pool_over_depth_too():
 @pytest.mark.parametrize("spatial_dims, size", [(2, (32, 32)), (3, (16, 16, 16))])
 def test_segresnetds_train_output_trains_through_the_loss(spatial_dims, size):
     torch.manual_seed(0)
-    net = SegResNetDS(spatial_dims=spatial_dims, init_filters=4, in_channels=1, out_channels=3, blocks_down=(1, 1, 1, 1),
-                      dsdepth=3)
+    net = SegResNetDS(
+        spatial_dims=spatial_dims, init_filters=4, in_channels=1, out_channels=3, blocks_down=(1, 1, 1, 1), dsdepth=3
+    )
     net.train()
     levels = net(torch.randn(2, 1, *size))
     assert isinstance(levels, list) and len(levels) == 3
