@@ -103,6 +103,10 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
     ``"validity_mask"`` when made, and the loss terms ``"loss_ce"``, ``"loss_mlds"``, ``"loss_mil"``,
     ``"loss_consistency"`` (those of the mode) plus ``"loss_level_<i>"`` of the last MLDS call.
 
+    Distributed: in the modes that leave heads out of the loss (``"unet"``, ``"mil"``, ``"mean_teacher"`` leave the
+    level heads out), a ``DistributedDataParallel`` network needs ``find_unused_parameters=True``. Each rank cycles
+    its own unlabelled loader; the loader's position is not checkpointed (a resumed run starts it afresh).
+
     Args:
         device, max_epochs, train_data_loader, network, optimizer: as in ``SupervisedTrainer``.
         loss_function: the multi-label deep-supervision loss ``(levels, target) -> scalar``; default

@@ -143,7 +143,7 @@ class MultiLabelDeepSupervisionLoss(_Loss):
         """
         Args:
             input: the deep-supervision logits, a list/tuple of ``(B, K, *size_s)`` tensors (2D or 3D), each level no
-                larger than the target; at most one level may be at the target's full size.
+                larger than the target; several levels that are all at the target's full size are refused.
             target: full-scale class indices ``(B, 1, *spatial)`` or ``(B, *spatial)`` in ``[0, K)`` (and
                 ``ignore_index``), any numeric dtype holding integers.
 
