@@ -18,7 +18,11 @@ LEVEL_REDUCTIONS = ("mean", "sum")
 
 
 def multi_label_targets(
-    target: torch.Tensor, num_classes: int, level_sizes: Sequence[Sequence[int]], ignore_index: int | None = None
+    target: torch.Tensor,
+    num_classes: int,
+    level_sizes: Sequence[Sequence[int]],
+    ignore_index: int | None = None,
+    validate: bool = True,
 ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """
     Build the multi-hot target of every deep-supervision level from a full-scale class-index map.
@@ -32,6 +36,7 @@ def multi_label_targets(
         num_classes: number of classes ``K``, background included.
         level_sizes: spatial size of every level, each no larger than ``spatial`` in any dimension.
         ignore_index: label value of unannotated pixels, or ``None``.
+        validate: check the values (reads the minimum and maximum back from the device).
 
     Returns:
         one ``(multi_hot, counted)`` pair per level: ``multi_hot`` is ``(B, K, *size)`` float in {0, 1};
@@ -40,18 +45,20 @@ def multi_label_targets(
         when the window holds no ignored pixel (an ignored pixel could hide the class).
 
     Raises:
-        ValueError: when the target holds values other than class indices in ``[0, K)`` and ``ignore_index``.
+        ValueError: with ``validate``, when the target holds values other than class indices in ``[0, K)`` and
+            ``ignore_index``.
     """
     target = target.long()
     spatial_dims = target.ndim - 1
     valid = None if ignore_index is None else target != ignore_index
-    checked = target if valid is None else target[valid]
-    if checked.numel() and (int(checked.min()) < 0 or int(checked.max()) >= num_classes):
-        raise ValueError(
-            f"target values must be class indices in [0, {num_classes - 1}]"
-            + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
-            + f", got values in [{int(checked.min())}, {int(checked.max())}]."
-        )
+    if validate:
+        checked = target if valid is None else target[valid]
+        if checked.numel() and (int(checked.min()) < 0 or int(checked.max()) >= num_classes):
+            raise ValueError(
+                f"target values must be class indices in [0, {num_classes - 1}]"
+                + ("" if ignore_index is None else f" or ignore_index={ignore_index}")
+                + f", got values in [{int(checked.min())}, {int(checked.max())}]."
+            )
     safe = target if valid is None else target.masked_fill(~valid, 0)
     one_hot = F.one_hot(safe, num_classes).movedim(-1, 1).float()
     if valid is not None:
@@ -114,6 +121,9 @@ class MultiLabelDeepSupervisionLoss(_Loss):
         reduction: over the batch: ``"mean"`` (default), ``"sum"`` (released code) or ``"none"`` (a ``(B,)`` tensor
             of per-sample totals).
         ignore_index: label value of unannotated pixels, or ``None`` (default).
+        validate_target: check on every call that the target holds integer class indices (and ``ignore_index``),
+            with a clear error otherwise. Each check reads a result back from the device, which stalls a CUDA loop
+            once per step; set ``False`` once the data pipeline is trusted (shapes are still checked).
 
     Raises:
         ValueError: when ``level_reduction`` or ``reduction`` is not one of its values, or a weight is negative or
@@ -126,6 +136,7 @@ class MultiLabelDeepSupervisionLoss(_Loss):
         level_reduction: str = "mean",
         reduction: LossReduction | str = LossReduction.MEAN,
         ignore_index: int | None = None,
+        validate_target: bool = True,
     ) -> None:
         super().__init__(reduction=LossReduction(reduction).value)
         if level_reduction not in LEVEL_REDUCTIONS:
@@ -137,6 +148,7 @@ class MultiLabelDeepSupervisionLoss(_Loss):
         self.weights = weights
         self.level_reduction = level_reduction
         self.ignore_index = ignore_index
+        self.validate_target = bool(validate_target)
         self.last_components: dict[str, torch.Tensor] = {}
 
     def forward(self, input: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
@@ -158,7 +170,7 @@ class MultiLabelDeepSupervisionLoss(_Loss):
         """
         levels = self._check_levels(input)
         spatial_dims = levels[0].ndim - 2
-        target = self._check_target(as_plain_tensor(target, "target"), levels[0], spatial_dims)
+        target = self._check_target(as_plain_tensor(target, "target"), levels[0], spatial_dims, self.validate_target)
         full = tuple(target.shape[1:])
         sizes = [tuple(z.shape[2:]) for z in levels]
         for i, size in enumerate(sizes):
@@ -174,7 +186,7 @@ class MultiLabelDeepSupervisionLoss(_Loss):
                 "levels at their own sizes (HierarchicalUNet, SegResNetDS)."
             )
         weights = self._level_weights(len(levels))
-        targets = multi_label_targets(target, levels[0].shape[1], sizes, self.ignore_index)
+        targets = multi_label_targets(target, levels[0].shape[1], sizes, self.ignore_index, self.validate_target)
         per_level = [_per_sample_bce(z.float(), y, counted) for z, (y, counted) in zip(levels, targets)]
         reduced = [self._reduce_batch(v) for v in per_level]
         self.last_components = {f"level_{i}": v.detach() for i, v in enumerate(reduced)}
@@ -231,7 +243,7 @@ class MultiLabelDeepSupervisionLoss(_Loss):
         return levels
 
     @staticmethod
-    def _check_target(target: torch.Tensor, first: torch.Tensor, spatial_dims: int) -> torch.Tensor:
+    def _check_target(target: torch.Tensor, first: torch.Tensor, spatial_dims: int, validate: bool) -> torch.Tensor:
         if target.ndim == spatial_dims + 2 and target.shape[1] == 1:
             target = target[:, 0]
         if target.ndim != spatial_dims + 1 or target.shape[0] != first.shape[0]:
@@ -239,7 +251,7 @@ class MultiLabelDeepSupervisionLoss(_Loss):
                 f"target must be class indices (B, 1, *spatial) or (B, *spatial) with {spatial_dims} spatial dims and "
                 f"batch size {first.shape[0]}, got shape {tuple(target.shape)}."
             )
-        if target.is_floating_point() and bool((target != target.round()).any()):
+        if validate and target.is_floating_point() and bool((target != target.round()).any()):
             raise ValueError("target must hold integer class indices, got non-integer values.")
         return target
 

@@ -220,3 +220,10 @@ def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="2 levels"):
         MultiLabelDeepSupervisionLoss(weights=[1.0])([torch.zeros(1, 2, 1, 1), torch.zeros(1, 2, 2, 2)],
                                                      torch.zeros(1, 2, 2))
+
+
+def test_validate_target_false_skips_the_value_checks():
+    loss = MultiLabelDeepSupervisionLoss(validate_target=False)
+    # 0.4 rounds down to class 0 by the int64 cast: no error, and the same value as the integer label
+    value = loss([torch.zeros(1, 2, 2, 2)], torch.full((1, 4, 4), 0.4))
+    assert value.item() == pytest.approx(LN2, rel=1e-6)
