@@ -107,6 +107,18 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
     level heads out), a ``DistributedDataParallel`` network needs ``find_unused_parameters=True``. Each rank cycles
     its own unlabelled loader; the loader's position is not checkpointed (a resumed run starts it afresh).
 
+    Example (Mean-Taught on B-scans, horizontal flips; ``EMATeacher`` from ``monai_masksup.networks``)::
+
+        net = HierarchicalUNet(in_channels=1, out_channels=4)
+        teacher = EMATeacher(net, alpha=0.99)
+        trainer = MultiLabelDeepSupervisionTrainer(
+            device, max_epochs, labelled_loader, net, torch.optim.Adam(net.parameters(), 1e-4),
+            mode="mean_taught", unlabelled_data_loader=unlabelled_loader, teacher=teacher,
+            perturbation=FlipAffinePerturbation(flip_axes=(1,)), perturbation_seed=0,
+        )
+        teacher.attach(trainer)  # EMA update after every optimizer step, saved in checkpoints
+        trainer.run()
+
     Args:
         device, max_epochs, train_data_loader, network, optimizer: as in ``SupervisedTrainer``.
         loss_function: the multi-label deep-supervision loss ``(levels, target) -> scalar``; default

@@ -79,3 +79,15 @@ def test_bad_arguments_are_refused():
         FlipAffinePerturbation(scale_range=1.0)
     with pytest.raises(ValueError, match="flip_axes"):
         FlipAffinePerturbation(flip_axes=(2,)).draw(1, (4, 4))
+
+
+def test_3d_affine_restores_a_smooth_volume_inside_the_validity_mask():
+    perturbation = FlipAffinePerturbation(rotate_range=0.2, translate_range=0.1)
+    axes = [torch.linspace(0, 1, n) for n in (8, 12, 10)]
+    ramp = (axes[0][:, None, None] + axes[1][None, :, None] + axes[2][None, None, :]).expand(2, 1, 8, 12, 10)
+    params = perturbation.draw(2, (8, 12, 10), torch.Generator().manual_seed(1))
+    assert params.theta.shape == (2, 4, 4)
+    valid = perturbation.validity(params, (8, 12, 10))
+    restored = perturbation.invert(perturbation.apply(ramp, params), params)
+    assert 0.3 < valid.mean() < 1.0
+    torch.testing.assert_close(restored * valid, ramp * valid, atol=2e-3, rtol=0)

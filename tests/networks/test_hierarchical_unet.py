@@ -112,3 +112,26 @@ def test_bad_arguments_are_refused():
         HierarchicalUNet(spatial_dims=1)
     with pytest.raises(ValueError, match="features"):
         HierarchicalUNet(features=(64,))
+
+
+def _double_conv(c_in: int, c_mid: int, c_out: int) -> list[tuple[int, ...]]:
+    """Parameter shapes of conv3x3(+bias)-BN-ReLU twice."""
+    return [(c_mid, c_in, 3, 3), (c_mid,), (c_mid,), (c_mid,), (c_out, c_mid, 3, 3), (c_out,), (c_out,), (c_out,)]
+
+
+def _head(c_in: int, classes: int) -> list[tuple[int, ...]]:
+    """Parameter shapes of conv1x1(+bias) to 64, BN, ReLU, conv1x1(+bias) to the classes."""
+    return [(64, c_in, 1, 1), (64,), (64,), (64,), (classes, 64, 1, 1), (classes,)]
+
+
+def test_parameter_shapes_are_the_released_layers():
+    # encoder 1-64-128-256-512-512, decoder (cat -> cat/2 -> out) 1024-512-256, 512-256-128, 256-128-64, 128-64-64,
+    # heads on 512 (bottleneck), 256, 128, 64, 64 (levels) and 64 (standard head)
+    expected = _double_conv(1, 64, 64) + _double_conv(64, 128, 128) + _double_conv(128, 256, 256)
+    expected += _double_conv(256, 512, 512) + _double_conv(512, 512, 512)
+    expected += _double_conv(1024, 512, 256) + _double_conv(512, 256, 128) + _double_conv(256, 128, 64)
+    expected += _double_conv(128, 64, 64)
+    for width in (512, 256, 128, 64, 64, 64):
+        expected += _head(width, 4)
+    shapes = [tuple(p.shape) for p in HierarchicalUNet(1, 4).parameters()]
+    assert sorted(shapes) == sorted(expected)
