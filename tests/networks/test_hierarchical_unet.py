@@ -10,7 +10,7 @@ from monai.bundle import verify_net_in_out
 from monai.inferers import SlidingWindowInferer
 
 from monai_masksup.losses import MultiLabelDeepSupervisionLoss
-from monai_masksup.networks import HierarchicalUNet
+from monai_masksup.networks import HierarchicalUNet, HierarchicalUpBlock
 
 # torch 2.13 deprecates TorchScript in favour of torch.export; scripting still works
 pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
@@ -135,3 +135,18 @@ def test_parameter_shapes_are_the_released_layers():
         expected += _head(width, 4)
     shapes = [tuple(p.shape) for p in HierarchicalUNet(1, 4).parameters()]
     assert sorted(shapes) == sorted(expected)
+
+
+def test_up_block_upsamples_with_aligned_corners_and_zero_pads_the_far_end():
+    block = HierarchicalUpBlock(2, up_channels=1, skip_channels=1, out_channels=2)
+    captured = []
+    block.convs.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+    x = torch.tensor([[[[0.0, 3.0], [6.0, 9.0]]]])
+    skip = torch.full((1, 1, 5, 5), -1.0)
+    assert block(x, skip).shape == (1, 2, 5, 5)
+    concatenated = captured[0]
+    assert torch.equal(concatenated[:, :1], skip)
+    # align_corners=True: 2 -> 4 samples at 0, 1/3, 2/3, 1 of the way; the odd fifth row and column are zeros
+    expected = torch.zeros(5, 5)
+    expected[:4, :4] = torch.tensor([[0.0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]])
+    torch.testing.assert_close(concatenated[0, 1], expected)
