@@ -10,4 +10,11 @@ from .levit_weights import (
     load_masksup_checkpoint,
     masksup_key_to_levit_unet,
 )
-from .nets import LEVIT_SPECS, LeViTUNet, LeViTUNetDecoderBlock
+from .nets import (
+    LEVIT_SPECS,
+    HierarchicalUNet,
+    HierarchicalUpBlock,
+    LevelHead,
+    LeViTUNet,
+    LeViTUNetDecoderBlock,
+)
