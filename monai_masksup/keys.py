@@ -21,6 +21,11 @@ class PluginKeys(StrEnum):
       (``"loss_" + name`` of :py:meth:`monai_masksup.losses.LossComponents.loss_components`).
     - ``LOSS_CONSISTENCY``, ``LOSS_CONFIDENCE_RATE``: ``ConsistencyLoss``'s value and its share of confident
       target pixels, as logged by the engines.
+    - ``IMAGE_LABELS`` (batch): ``(B, K)`` image-level labels in {0, 1} of an unlabelled batch (weak labels of
+      multi-label deep supervision); ``BOX_MASK`` (batch): ``(B, K, *spatial)`` box masks in {0, 1}.
+    - ``PRED_LEVELS``: the level logits of a deep-supervision network (a detached list, in the network's order);
+      ``PSEUDO_LABEL``: pseudo-labels ``(B, 1, *spatial)``; ``VALIDITY_MASK``: the pixels a teacher's inverse
+      perturbation restored ``(B, 1, *spatial)``.
     """
 
     IMAGE_MASKED = "image_masked"
@@ -31,3 +36,8 @@ class PluginKeys(StrEnum):
     LOSS_TASK_SIM = "loss_task_sim"
     LOSS_CONSISTENCY = "loss_consistency"
     LOSS_CONFIDENCE_RATE = "loss_confidence_rate"
+    IMAGE_LABELS = "image_labels"
+    BOX_MASK = "box_mask"
+    PRED_LEVELS = "pred_levels"
+    PSEUDO_LABEL = "pseudo_label"
+    VALIDITY_MASK = "validity_mask"

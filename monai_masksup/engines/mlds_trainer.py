@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
+from monai_masksup.keys import PluginKeys
 from monai_masksup.engines.extra_state import GeneratorState
 from monai_masksup.engines.multi_pass_trainer import MultiPassTrainer, TrainingBatch, TrainingStep, to_float32
 from monai_masksup.engines.pseudo_labels import restricted_pseudo_labels
@@ -34,23 +35,9 @@ PSEUDO_IGNORE_INDEX = -1
 PERTURBATION_RNG_STATE = "perturbation_rng"
 
 
-class MLDSKeys:
-    """
-    Keys of :class:`MultiLabelDeepSupervisionTrainer`: the batch keys of weak labels and the extra entries of
-    ``engine.state.output``.
-
-    - ``IMAGE_LABELS`` (batch): ``(B, K)`` image-level labels in {0, 1} of the unlabelled batch.
-    - ``BOX_MASK`` (batch): ``(B, K, *spatial)`` box masks in {0, 1} of the unlabelled batch.
-    - ``PRED_LEVELS`` (output): the labelled batch's level logits (detached list, in the network's order).
-    - ``PSEUDO_LABEL`` (output): the unlabelled batch's pseudo-labels ``(B, 1, *spatial)``.
-    - ``VALIDITY_MASK`` (output): the pixels the teacher's inverse perturbation restored ``(B, 1, *spatial)``.
-    """
-
-    IMAGE_LABELS = "image_labels"
-    BOX_MASK = "box_mask"
-    PRED_LEVELS = "pred_levels"
-    PSEUDO_LABEL = "pseudo_label"
-    VALIDITY_MASK = "validity_mask"
+#: the keys of :class:`MultiLabelDeepSupervisionTrainer` (``IMAGE_LABELS``, ``BOX_MASK``, ``PRED_LEVELS``,
+#: ``PSEUDO_LABEL``, ``VALIDITY_MASK``) are members of the plugin's one key enum.
+MLDSKeys = PluginKeys
 
 
 def split_hierarchical_output(pred: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
