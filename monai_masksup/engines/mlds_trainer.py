@@ -11,11 +11,11 @@ import torch.distributed as dist
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
-from monai_masksup.keys import PluginKeys
 from monai_masksup.engines.extra_state import GeneratorState
 from monai_masksup.engines.multi_pass_trainer import MultiPassTrainer, TrainingBatch, TrainingStep, to_float32
 from monai_masksup.engines.pseudo_labels import restricted_pseudo_labels
 from monai_masksup.engines.teacher_perturbation import FlipAffinePerturbation
+from monai_masksup.keys import PluginKeys
 from monai_masksup.losses.consistency import ConsistencyLoss
 from monai_masksup.losses.logit_checks import as_plain_tensor
 from monai_masksup.losses.multi_label_deep_supervision import MultiLabelDeepSupervisionLoss
