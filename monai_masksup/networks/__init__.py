@@ -10,4 +10,12 @@ from .levit_weights import (
     load_masksup_checkpoint,
     masksup_key_to_levit_unet,
 )
-from .nets import LEVIT_SPECS, LeViTUNet, LeViTUNetDecoderBlock
+from .nets import (
+    LEVIT_SPECS,
+    TRUNK_PREFIX,
+    LeViTUNet,
+    LeViTUNetDecoderBlock,
+    MaskContrastNet,
+    load_pretrained_trunk,
+    trunk_state,
+)
