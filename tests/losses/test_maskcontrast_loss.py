@@ -230,3 +230,33 @@ def test_momentum_step_moves_parameters_and_leaves_buffers():
     key_net.update()
     torch.testing.assert_close(key_net.teacher.w.detach(), ref["expected_enck_w_after"], rtol=0, atol=1e-6)
     assert torch.equal(key_net.teacher.b, ref["expected_enck_buffer_after"])
+
+
+def test_objects_of_one_image_get_their_own_prototypes_hand_computed():
+    # one image 1x4, pixels [e0, e0, e1, e1], objects [1, 1, 2, 2] in both views, T = 0.5, no queue:
+    # prototypes e0, e1; logits [[2, 0], [2, 0], [0, 2], [0, 2]]; equal class weights -> CE = ln(1 + e^-2)
+    emb = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]).reshape(1, 2, 1, 4)
+    ids = torch.tensor([[[1, 1, 2, 2]]])
+    torch.testing.assert_close(mask_prototypes(emb, ids), torch.eye(2))
+    logits, targets = contrastive_logits(emb, ids, torch.eye(2), None, 0.5)
+    torch.testing.assert_close(logits, torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, 2.0]]))
+    assert targets.tolist() == [0, 0, 1, 1]
+    loss = MaskContrastLoss(queue=None)
+    loss(emb, torch.zeros(1, 1, 1, 4), ids, emb, ids)
+    assert loss.loss_components()["contrastive"].item() == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
+
+
+def test_object_absent_from_the_key_view_gives_no_rows_and_no_enqueue():
+    ref = _ref()
+    key_mask = ref["sal_k"].clone()
+    key_mask[1] = 0
+    queue = _reference_queue(ref)
+    loss = MaskContrastLoss(queue=queue)
+    value = loss(ref["emb_q"], ref["sal_logit"], ref["sal_q"], ref["emb_k"], key_mask)
+    assert torch.isfinite(value)
+    # images 0, 2, 3 enqueued at columns 12, 13, 14 (the reference's prototypes: they do not depend on image 1)
+    torch.testing.assert_close(queue.queue[:, 12:15], ref["expected_prototypes"][[0, 2, 3]].T, rtol=0, atol=1e-6)
+    assert int(queue.queue_ptr) == 15
+    present = torch.tensor([True, False, True, True])
+    logits, targets = contrastive_logits(ref["emb_q"], ref["sal_q"], ref["expected_prototypes"], None, 0.5, present)
+    assert logits.shape == (14 + 73 + 6, 3) and targets.unique().tolist() == [0, 1, 2]
