@@ -74,7 +74,9 @@ class MaskContrastViewsd(Randomizable, MapTransform):
         if mask_key not in self.keys:
             raise ValueError(f"MaskContrastViewsd: `mask_key` {mask_key!r} must be one of `keys` {self.keys}.")
         if not callable(view_transform):
-            raise TypeError(f"MaskContrastViewsd: `view_transform` must be callable, got {type(view_transform).__name__}.")
+            raise TypeError(
+                f"MaskContrastViewsd: `view_transform` must be callable, got {type(view_transform).__name__}."
+            )
         lo, hi = (float(v) for v in fraction_range)
         if not 0.0 <= lo < hi <= 1.0:
             raise ValueError(f"MaskContrastViewsd: `fraction_range` must be 0 <= lo < hi <= 1, got {fraction_range}.")
@@ -87,7 +89,9 @@ class MaskContrastViewsd(Randomizable, MapTransform):
         self.key_prefix = key_prefix
         self.fallbacks = 0
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> MaskContrastViewsd:
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> MaskContrastViewsd:
         super().set_random_state(seed, state)
         if isinstance(self.view_transform, Randomizable):
             self.view_transform.set_random_state(seed, state)

@@ -3,7 +3,6 @@ vectors (README section 4) and hand-computed cases."""
 
 from __future__ import annotations
 
-import copy
 import math
 
 import pytest
@@ -19,6 +18,7 @@ from monai_masksup.losses import (
     mask_prototypes,
 )
 from tests.conftest import load_reference
+from tests.momentum_stand_in import momentum_key_network
 
 LOSS_TOL = {"rtol": 1e-5, "atol": 1e-6}
 
@@ -46,7 +46,8 @@ def _reference_step(ref: dict[str, torch.Tensor]):
 
 def test_prototypes_match_reference():
     ref = _ref()
-    torch.testing.assert_close(mask_prototypes(ref["emb_k"], ref["sal_k"]), ref["expected_prototypes"], rtol=0, atol=1e-6)
+    prototypes = mask_prototypes(ref["emb_k"], ref["sal_k"])
+    torch.testing.assert_close(prototypes, ref["expected_prototypes"], rtol=0, atol=1e-6)
 
 
 def test_logits_and_targets_match_reference():
@@ -178,8 +179,8 @@ def test_batch_without_salient_pixels_gives_zero_contrastive_term_and_a_graph():
 
 def test_mismatched_mask_is_a_clear_error():
     with pytest.raises(ValueError, match="query_mask"):
-        MaskContrastLoss()(torch.randn(2, 4, 3, 3), torch.zeros(2, 3, 3), torch.zeros(2, 4, 4), torch.randn(2, 4, 3, 3),
-                           torch.zeros(2, 3, 3))
+        emb = torch.randn(2, 4, 3, 3)
+        MaskContrastLoss()(emb, torch.zeros(2, 3, 3), torch.zeros(2, 4, 4), emb, torch.zeros(2, 3, 3))
 
 
 def test_bad_temperature_is_refused():
@@ -196,34 +197,11 @@ class _StandInEncoder(torch.nn.Module):
         self.register_buffer("b", torch.full_like(w, buffer_value))
 
 
-class _MomentumStandIn:
-    """
-    Test-only stand-in for ``monai_masksup.networks.EMATeacher(update_buffers=False)`` while it is not in this
-    branch: ``update()`` moves the parameters only, ``θ_k ← m θ_k + (1 − m) θ_q``.
-    """
-
-    def __init__(self, student: torch.nn.Module, alpha: float) -> None:
-        self.teacher, self.student, self.alpha = copy.deepcopy(student), student, alpha
-
-    @torch.no_grad()
-    def update(self) -> None:
-        for k, q in zip(self.teacher.parameters(), self.student.parameters()):
-            k.mul_(self.alpha).add_(q, alpha=1.0 - self.alpha)
-
-
-def _momentum_key_network(student: torch.nn.Module, alpha: float):
-    try:
-        from monai_masksup.networks import EMATeacher
-    except ImportError:
-        return _MomentumStandIn(student, alpha)
-    return EMATeacher(student, alpha=alpha, update_buffers=False, mode="train")
-
-
 def test_momentum_step_moves_parameters_and_leaves_buffers():
     ref = _ref()
     # the query buffer differs from the key's -1, so a buffer update would show
     query = _StandInEncoder(ref["encq_w"], buffer_value=5.0)
-    key_net = _momentum_key_network(query, float(ref["momentum"]))
+    key_net = momentum_key_network(query, float(ref["momentum"]))
     with torch.no_grad():
         key_net.teacher.w.copy_(ref["enck_w_before"])
         key_net.teacher.b.fill_(-1.0)

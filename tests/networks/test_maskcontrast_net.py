@@ -34,7 +34,8 @@ def test_default_embedding_has_32_dimensions():
 
 
 def test_3d_trunk():
-    embedding, saliency = MaskContrastNet(spatial_dims=3, in_channels=1, features=FEATURES)(torch.randn(2, 1, 32, 32, 32))
+    net = MaskContrastNet(spatial_dims=3, in_channels=1, features=FEATURES)
+    embedding, saliency = net(torch.randn(2, 1, 32, 32, 32))
     assert embedding.shape == (2, 32, 32, 32, 32) and saliency.shape == (2, 1, 32, 32, 32)
 
 

@@ -74,7 +74,9 @@ def load_pretrained_trunk(
         return network
     path = Path(pretrained_ckpt)
     if not path.is_file():
-        raise FileNotFoundError(f"pretrained_ckpt {str(path)!r} is not a file (the MaskContrast pre-training's output).")
+        raise FileNotFoundError(
+            f"pretrained_ckpt {str(path)!r} is not a file (the MaskContrast pre-training's output)."
+        )
     trunk = trunk_state(torch.load(path, map_location=map_location, weights_only=True))
     _, changed, _ = copy_model_state(network, trunk, inplace=True)
     missed = sorted(set(trunk) - set(changed))
