@@ -249,7 +249,9 @@ class MaskContrastLoss(_Loss):
         n = max(int(torch.maximum(query_ids.max(), key_ids.max())), 1)
         with torch.no_grad():
             prototypes = mask_prototypes(key_embedding, key_ids, n)
-            present = F.one_hot(key_ids, n + 1)[..., 1:].any(1).reshape(-1)
+            image = torch.arange(batch, device=key_ids.device).unsqueeze(1) * (n + 1)
+            counts = torch.bincount((image + key_ids).reshape(-1), minlength=batch * (n + 1))
+            present = counts.reshape(batch, n + 1)[:, 1:].reshape(-1) > 0
         negatives = None if self.queue is None else self.queue.negatives()
         logits, targets = contrastive_logits(
             query_embedding, query_ids, prototypes, negatives, self.temperature, present=present
