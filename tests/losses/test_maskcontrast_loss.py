@@ -238,3 +238,36 @@ def test_object_absent_from_the_key_view_gives_no_rows_and_no_enqueue():
     present = torch.tensor([True, False, True, True])
     logits, targets = contrastive_logits(ref["emb_q"], ref["sal_q"], ref["expected_prototypes"], None, 0.5, present)
     assert logits.shape == (14 + 73 + 6, 3) and targets.unique().tolist() == [0, 1, 2]
+
+
+def _enqueue_worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)  # the same initial queue on both ranks
+        queue = PrototypeQueue(dim=3, size=8)
+        # rank 0 brings 2 prototypes, rank 1 brings 1 (an object absent from a key view)
+        protos = torch.eye(3)[:2] if rank == 0 else torch.eye(3)[2:] * -1
+        queue.enqueue(protos)
+        torch.save(queue.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_enqueue_gathers_every_ranks_prototypes(tmp_path):
+    import torch.multiprocessing as mp
+
+    start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    mp.start_processes(
+        _enqueue_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True, start_method=start_method
+    )
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]]).T
+    for state in (rank0, rank1):
+        torch.testing.assert_close(state["queue"][:, :3], expected)
+        assert int(state["queue_ptr"]) == 3
+    torch.testing.assert_close(rank0["queue"], rank1["queue"])
