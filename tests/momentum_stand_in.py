@@ -1,6 +1,6 @@
-"""A test-only stand-in for ``monai_masksup.networks.EMATeacher`` while it is not in this branch (it arrives with the
-mean-teacher work): the same constructor, ``update()``, ``forward`` and ``state_dict`` behaviour that MaskContrast
-uses, parameters only. Tests use the real class when it can be imported (:func:`momentum_key_network`)."""
+"""A test-only stand-in for ``monai_masksup.networks.EMATeacher`` while it is not in this branch (it arrives with
+the mean-teacher work): the same constructor, ``update()``, ``forward`` and ``state_dict`` behaviour that
+MaskContrast uses, parameters only. Tests use the real class when it can be imported (:func:`momentum_key_network`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import torch
 class MomentumStandIn(torch.nn.Module):
     """``teacher`` = a copy of ``student``; ``update()``: ``θ_t ← α θ_t + (1 − α) θ_s`` over parameters only."""
 
-    def __init__(self, student: torch.nn.Module, alpha: float = 0.999, update_buffers: bool = False,
-                 mode: str = "train") -> None:
+    def __init__(
+        self, student: torch.nn.Module, alpha: float = 0.999, update_buffers: bool = False, mode: str = "train"
+    ) -> None:
         super().__init__()
         if update_buffers:
             raise NotImplementedError("the stand-in implements update_buffers=False only")

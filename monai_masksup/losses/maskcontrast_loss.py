@@ -115,11 +115,11 @@ def contrastive_logits(
     rows = salient.nonzero().squeeze(1)
     q = q.permute(0, 2, 1).reshape(batch * pixels, dim).index_select(0, rows)
     targets = column[owner.index_select(0, rows)]
-    columns = [prototypes.to(q.dtype).T]
+    columns = [prototypes.to(q).T]
     if negatives is not None:
         if negatives.ndim != 2 or negatives.shape[0] != dim:
             raise ValueError(f"negatives must be ({dim}, K), got shape {tuple(negatives.shape)}.")
-        columns.append(negatives.to(q.dtype))
+        columns.append(negatives.to(q))
     logits = (q @ torch.cat(columns, dim=1)) / temperature
     return logits, targets
 

@@ -29,7 +29,7 @@ def _data(n: int = 6) -> list[dict]:
     return items
 
 
-def _trainer(max_epochs: int = 1, epoch_length: int = 3):
+def _trainer(max_epochs: int = 1, epoch_length: int = 3, **kwargs):
     torch.manual_seed(0)
     views = MaskContrastViewsd(
         ["image", "label"],
@@ -56,6 +56,7 @@ def _trainer(max_epochs: int = 1, epoch_length: int = 3):
         optimizer=optimizer,
         loss_function=loss,
         key_network=key_network,
+        **kwargs,
     )
     return trainer, network, key_network, loss
 
@@ -95,6 +96,12 @@ def test_key_network_stays_in_train_mode_and_gets_no_gradient():
     trainer.run()
     assert key_network.teacher.training
     assert all(p.grad is None for p in key_network.teacher.parameters())
+
+
+def test_bfloat16_autocast_on_cpu_gives_a_finite_float32_loss():
+    trainer, _, _, _ = _trainer(epoch_length=1, amp=True, amp_kwargs={"dtype": torch.bfloat16}, decollate=False)
+    trainer.run()
+    assert trainer.state.output["loss"].dtype == torch.float32 and math.isfinite(trainer.state.output["loss"].item())
 
 
 def test_queue_and_key_network_are_extra_state():

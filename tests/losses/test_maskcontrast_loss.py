@@ -17,7 +17,7 @@ from monai_masksup.losses import (
     enet_class_weights,
     mask_prototypes,
 )
-from tests.conftest import load_reference
+from tests.conftest import load_reference, requires_cuda
 from tests.momentum_stand_in import momentum_key_network
 
 LOSS_TOL = {"rtol": 1e-5, "atol": 1e-6}
@@ -271,3 +271,16 @@ def test_ddp_enqueue_gathers_every_ranks_prototypes(tmp_path):
         torch.testing.assert_close(state["queue"][:, :3], expected)
         assert int(state["queue_ptr"]) == 3
     torch.testing.assert_close(rank0["queue"], rank1["queue"])
+
+
+@requires_cuda
+def test_reference_loss_and_queue_on_cuda():
+    ref = {k: v.cuda() for k, v in _ref().items()}
+    queue = _reference_queue(ref).cuda()
+    loss = MaskContrastLoss(queue=queue)
+    emb_q = ref["emb_q"].clone().requires_grad_(True)
+    value = loss(emb_q, ref["sal_logit"], ref["sal_q"], ref["emb_k"], ref["sal_k"])
+    value.backward()
+    torch.testing.assert_close(value, ref["expected_total_loss"], **LOSS_TOL)
+    torch.testing.assert_close(emb_q.grad, ref["expected_grad_emb_q"], rtol=0, atol=1e-7)
+    torch.testing.assert_close(queue.queue, ref["expected_queue_after"], rtol=0, atol=1e-6)
