@@ -124,3 +124,47 @@ def test_key_network_without_update_is_refused():
     with pytest.raises(TypeError, match="update"):
         optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
         MaskContrastTrainer("cpu", 1, [], network, optimizer, MaskContrastLoss(), key_network=network)
+
+
+def _fixed_batches() -> list[dict]:
+    """Two batches of ready-made views (no random transform), so that a resumed run sees the same data."""
+    g = torch.Generator().manual_seed(1)
+    batches = []
+    for shift in (0, 4):
+        label = torch.zeros(BATCH, 1, 32, 32)
+        label[:, :, 6 + shift : 20 + shift, 8:22] = 1
+        key_label = torch.roll(label, 3, dims=3)
+        batches.append(
+            {
+                "image": torch.rand(BATCH, 3, 32, 32, generator=g) + label,
+                "label": label,
+                "key_image": torch.rand(BATCH, 3, 32, 32, generator=g) + key_label,
+                "key_label": key_label,
+            }
+        )
+    return batches
+
+
+def _checkpointed_run(ckpt_dir, max_epochs: int, resume: bool) -> dict:
+    from monai_masksup.handlers import TrainingCheckpoint
+
+    torch.manual_seed(0)
+    network = MaskContrastNet(in_channels=3, features=(4, 4, 8, 8, 16, 4), embedding_dim=8)
+    key_network = momentum_key_network(network, alpha=0.9)
+    loss = MaskContrastLoss(queue=PrototypeQueue(8, QUEUE))
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
+    trainer = MaskContrastTrainer(
+        "cpu", max_epochs, _fixed_batches(), network, optimizer, loss, key_network=key_network
+    )
+    TrainingCheckpoint(ckpt_dir, network, optimizer, resume=resume, overwrite=not resume).attach(trainer)
+    trainer.run()
+    return {"network": network.state_dict(), "key": key_network.state_dict(), "queue": loss.queue.state_dict()}
+
+
+def test_resumed_run_continues_with_the_saved_key_network_and_queue(tmp_path):
+    straight = _checkpointed_run(tmp_path / "straight", max_epochs=2, resume=False)
+    _checkpointed_run(tmp_path / "resumed", max_epochs=1, resume=False)
+    resumed = _checkpointed_run(tmp_path / "resumed", max_epochs=2, resume=True)
+    for part in ("network", "key", "queue"):
+        for name, value in straight[part].items():
+            torch.testing.assert_close(resumed[part][name], value, rtol=0, atol=0, msg=f"{part}: {name}")
