@@ -63,3 +63,13 @@ def test_train_config_without_pretrained_ckpt_builds_the_plain_network():
     parser.update({"device": "$torch.device('cpu')"})
     assert parser.get_parsed_content("pretrained_ckpt") is None
     assert type(parser.get_parsed_content("network")).__name__ == "BasicUNet"
+
+
+def test_pretrain_override_wraps_the_default_levit_unet_and_replaces_its_head():
+    parser = ConfigParser()
+    parser.read_config(configs(GLAS_BUNDLE, "train.json", "pretrain_maskcontrast.json"))
+    parser.update({"device": "$torch.device('cpu')", "network_def#variant": "128s"})
+    network = parser.get_parsed_content("network")
+    assert type(network).__name__ == "MaskContrastNet" and network.last_layer == "head"
+    assert type(network.trunk).__name__ == "LeViTUNet" and isinstance(network.trunk.head, torch.nn.Identity)
+    assert network.embedding_head.out_channels == 32

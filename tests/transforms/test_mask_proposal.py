@@ -83,3 +83,18 @@ def test_dictionary_version_writes_the_proposal_key():
 def test_unknown_source_is_refused():
     with pytest.raises(ValueError, match="source"):
         MaskProposal("sam")
+
+
+@pytest.mark.real_data
+def test_otsu_dark_rule_on_real_glas_tiles_is_neither_empty_nor_everything():
+    from PIL import Image
+
+    from tests.conftest import shared_data_dir
+
+    folder = shared_data_dir("glas_images_unlabelled")
+    for name in ("train_1.bmp", "testA_1.bmp", "testB_1.bmp"):
+        rgb = np.asarray(Image.open(folder / name).convert("RGB"), dtype=np.float32)
+        image = torch.from_numpy(rgb).permute(2, 0, 1)
+        fraction = float(MaskProposal("otsu_dark")(image).mean())
+        # H&E: stained tissue against bright lumens and background, both present on every tile
+        assert 0.1 < fraction < 0.95, (name, fraction)
