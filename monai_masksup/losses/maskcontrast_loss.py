@@ -149,9 +149,11 @@ class MaskContrastLoss(_Loss):
 
         ``L = CE_w(logits, targets) + BalancedBCE(saliency_logit, query_mask)``
 
-    1. The key view's embeddings (no gradient) give one prototype per image, :func:`mask_prototypes`.
+    1. The key view's embeddings (no gradient) give one prototype per object (per image for binary masks),
+       :func:`mask_prototypes`.
     2. Every salient query pixel (L2-normalised) is scored against the batch's prototypes and the queue's past
-       prototypes, divided by ``temperature``, :func:`contrastive_logits`; its target is its own image.
+       prototypes, divided by ``temperature``, :func:`contrastive_logits`; its target is its own object's
+       prototype.
     3. Cross-entropy weighted per class by :func:`enet_class_weights` (weighted mean, as ``F.cross_entropy``).
     4. The saliency head is trained with :class:`BalancedBCEWithLogitsLoss` on the query mask.
     5. After the loss the batch's (present) prototypes (of every rank under ``torch.distributed``) enter the ``queue``;
