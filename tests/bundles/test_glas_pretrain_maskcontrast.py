@@ -3,11 +3,14 @@ to MaskSup fine-tuning through ``pretrained_ckpt``."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from tests.bundles.conftest import GLAS_BUNDLE, TINY_RUN, bundle_run, configs
+from tests.bundles.conftest import GLAS_BUNDLE, TINY_RUN, bundle_run, configs, subprocess_env
 
 
 def _key_network_override() -> dict:
@@ -73,3 +76,18 @@ def test_pretrain_override_wraps_the_default_levit_unet_and_replaces_its_head():
     assert type(network).__name__ == "MaskContrastNet" and network.last_layer == "head"
     assert type(network.trunk).__name__ == "LeViTUNet" and isinstance(network.trunk.head, torch.nn.Identity)
     assert network.embedding_head.out_channels == 32
+
+
+@pytest.mark.slow
+def test_configs_build_their_networks_in_a_fresh_interpreter():
+    # in a fresh process only the configs' own imports exist (in this one other tests imported everything)
+    code = (
+        "import sys; from monai.bundle import ConfigParser\n"
+        "for names in (sys.argv[1:3], sys.argv[1:4]):\n"
+        "    p = ConfigParser(); p.read_config(names); p.update({'device': '$torch.device(\"cpu\")'})\n"
+        "    print(type(p.get_parsed_content('network')).__name__)\n"
+    )
+    names = configs(GLAS_BUNDLE, "train.json", "demo.json", "pretrain_maskcontrast.json")
+    out = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, env=subprocess_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["BasicUNet", "MaskContrastNet"]
