@@ -17,4 +17,8 @@ from .nets import (
     LevelHead,
     LeViTUNet,
     LeViTUNetDecoderBlock,
+    TRUNK_PREFIX,
+    MaskContrastNet,
+    load_pretrained_trunk,
+    trunk_state,
 )

@@ -6,3 +6,5 @@ from __future__ import annotations
 
 from .hierarchical_unet import HierarchicalUNet, HierarchicalUpBlock, LevelHead
 from .levit_unet import LEVIT_SPECS, LeViTUNet, LeViTUNetDecoderBlock
+from .maskcontrast_net import TRUNK_PREFIX, MaskContrastNet
+from .pretrained_trunk import load_pretrained_trunk, trunk_state
