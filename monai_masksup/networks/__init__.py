@@ -11,3 +11,4 @@ from .levit_weights import (
     masksup_key_to_levit_unet,
 )
 from .nets import LEVIT_SPECS, LeViTUNet, LeViTUNetDecoderBlock
+from .ema_teacher import EMATeacher
