@@ -85,12 +85,13 @@ class SemiSupervisedTrainer(MultiPassTrainer):
        :class:`~monai_masksup.losses.ConsistencyLoss`, by default ``"var"`` with the reference's confidence
        threshold 0.97 (the loss scaled by the share of confident teacher pixels).
     4. ``loss = supervised + consistency_weight · ramp · consistency``, ``ramp = sigmoid_rampup(epoch − 1,
-       rampup_epochs)`` (1 without a ramp-up). **Ramp-up and threshold**: the reference's code multiplies the
-       consistency loss by the ramp whenever a ramp-up is set, whatever the threshold (its documentation presents
-       the ramp as the alternative to the threshold, and its published runs use one or the other); this class
-       does the same, so both together multiply: the confidence share already keeps the early loss small, the ramp
-       delays it further. Use ``rampup_epochs`` with ``confidence_threshold=0`` (``ConsistencyLoss(...,
-       confidence_threshold=0)``) for the reference's ramp-up runs.
+       rampup_epochs)`` (1 without a ramp-up), ``t`` the 0-based epoch as in the reference. **Ramp-up and
+       threshold**: the reference's training loop (``train_seg_semisup_mask_mt.py``) multiplies the consistency
+       loss by the ramp whenever a ramp-up is set, whatever the threshold; only its *logged* rate switches from the
+       confidence share to the ramp value when the threshold is 0. This class follows the code, so both together
+       multiply: the confidence share already keeps the early loss small (an untrained teacher is rarely
+       confident), the ramp delays it further. The usual choice is one or the other: the threshold (default), or
+       ``rampup_epochs`` with ``ConsistencyLoss(..., confidence_threshold=0)``.
     5. The teacher updates after every real optimizer step (``TrainerEvents.OPTIMIZER_STEPPED``) and is the
        engine's extra state ``"ema_teacher"`` (so ``TrainingCheckpoint`` saves it); the seeded mask generator is
        ``"mask_rng"``.
