@@ -47,10 +47,12 @@ class EMATeacher(nn.Module):
 
     Why not ``torch.optim.swa_utils.AveragedModel`` or Ignite's ``EMAHandler``: ``AveragedModel`` with
     ``use_buffers=True`` copies ``num_batches_tracked`` on its first update and then averages it as an integer
-    (teacher 100, student 300 gives 102), and without ``use_buffers`` it leaves the BatchNorm statistics alone;
-    the reference averages float buffers and leaves integer ones untouched. Ignite's ``EMAHandler`` updates on
-    ``ITERATION_COMPLETED``, i.e. also after gradient-accumulation iterations and after float16 steps that the
-    ``GradScaler`` skipped, and it always copies buffers instead of averaging them. This class updates on
+    (teacher 100, student 300 gives 102), and without ``use_buffers`` it leaves the BatchNorm statistics alone.
+    Ignite's ``EMAHandler`` with ``handle_buffers="update"`` copies integer buffers from the student (the
+    reference keeps the teacher's own counter), keeps the EMA model in eval mode unless buffers are left to its
+    forwards (``"ema_train"``), and updates on an Ignite event, none of which tells a real optimizer step from a
+    gradient-accumulation iteration or a float16 step that the ``GradScaler`` skipped. This class averages every
+    floating-point entry by name, leaves integer buffers alone, and updates on
     :class:`~monai_masksup.engines.multi_pass_trainer.TrainerEvents` ``OPTIMIZER_STEPPED`` only (:meth:`attach`).
 
     The teacher's module mode is an explicit option and is kept: ``"train"`` (the reference: BatchNorm uses the
@@ -69,7 +71,8 @@ class EMATeacher(nn.Module):
 
     Args:
         student: the network being trained (possibly wrapped); the teacher starts as a deep copy of it, without
-            gradients. The student is kept (not as a submodule, so it is not in the state dict) for
+            gradients, integer buffers included (the reference's teacher is a network built apart, whose own
+            counter its initial copy leaves alone: :meth:`copy_student` is that copy). The student is kept (not as a submodule, so it is not in the state dict) for
             :meth:`update` without argument.
         alpha: the EMA decay α in [0, 1]; 0.99 as the mean teacher, 0.999 as MoCo/MaskContrast.
         update_buffers: average the floating-point buffers too (the reference); ``False`` averages parameters
