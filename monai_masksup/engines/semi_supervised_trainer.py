@@ -25,13 +25,16 @@ from monai_masksup.engines.unlabeled_stream import UnlabeledStream
 from monai_masksup.keys import PluginKeys
 from monai_masksup.losses.consistency import ConsistencyLoss
 from monai_masksup.losses.mask_mix import mix_with_mask
-from monai_masksup.networks.ema_teacher import EMATeacher
+from monai_masksup.networks.ema_teacher import EMATeacher, unwrap_network
 from monai_masksup.transforms.apply_mask import apply_mask
 
-__all__ = ["SemiSupervisedTrainer", "PERTURBATIONS", "sigmoid_rampup"]
+__all__ = ["SemiSupervisedTrainer", "PERTURBATIONS", "PAIRED_PERTURBATIONS", "sigmoid_rampup"]
 
 #: the student's perturbations of the unlabelled images
-PERTURBATIONS = ("cutmix", "cutout", "hole_cutout", "mean_teacher")
+PERTURBATIONS = ("cutmix", "cutout", "hole_cutout", "mean_teacher", "ict", "vat")
+
+#: the perturbations that draw two unlabelled batches per iteration
+PAIRED_PERTURBATIONS = ("cutmix", "ict")
 
 #: name of the seeded mask generator in :meth:`SemiSupervisedTrainer.extra_state`
 MASK_RNG_STATE = "mask_rng"
@@ -80,6 +83,17 @@ class SemiSupervisedTrainer(MultiPassTrainer):
          irregular holes filled with ``fill_value``; loss mask ``1 − holes`` (the visible pixels, as Cutout).
        - ``"mean_teacher"`` (the baseline): the student sees ``flip(x + N(0, noise_std²))`` with a random flip of
          the last spatial axis per sample (probability 0.5), and its logits are flipped back before the loss.
+       - ``"ict"`` (interpolation consistency, Verma et al., IJCAI 2019, adapted to segmentation as in French et
+         al.'s supplement): two unlabelled batches as CutMix; the student sees ``λ x_a + (1 − λ) x_b`` with
+         ``λ ~ Beta(ict_alpha, ict_alpha)`` per sample, the target is the same mix of the teacher's
+         **probabilities** (passed to the consistency loss as their logits, ``log p``, or ``logit p`` for one
+         channel, so that its softmax gives the mixed probabilities back).
+       - ``"vat"`` (virtual adversarial training, Miyato et al., TPAMI 2019): the student sees ``x + r_adv``,
+         ``r_adv`` of root-mean-square ``vat_epsilon`` per element along the gradient, at ``x + d`` (``d``
+         random, of root-mean-square ``vat_xi``), of the KL divergence between the student and the teacher on ``x`` (one power
+         iteration; the probing forward runs the unwrapped student with frozen BatchNorm statistics and adds no
+         parameter gradient). The target is the teacher on ``x``.
+         ICT and VAT have no reference vectors: their tests pin their properties.
 
     3. ``consistency_loss(student_logits, teacher_logits, loss_mask)``: a
        :class:`~monai_masksup.losses.ConsistencyLoss`, by default ``"var"`` with the reference's confidence
@@ -97,7 +111,7 @@ class SemiSupervisedTrainer(MultiPassTrainer):
        ``"mask_rng"``.
 
     Epochs: ``epoch_length`` iterations, by default as the reference one pass over the unlabelled loader (its
-    length, halved for CutMix drawing both batches from one loader), so that 10 % labels do not make an epoch (and
+    length, halved for CutMix / ICT drawing both batches from one loader), so that 10 % labels do not make an epoch (and
     validation) ten times as frequent. The labelled loader is the engine's own and Ignite restarts it when it is
     exhausted; the unlabelled loaders cycle independently (:class:`UnlabeledStream`) and start a fresh pass at
     every epoch, with ``set_epoch`` on their ``DistributedSampler`` under DDP (the labelled sampler gets MONAI's
@@ -117,8 +131,10 @@ class SemiSupervisedTrainer(MultiPassTrainer):
         optimizer: the student's optimizer.
         loss_function: the supervised loss ``(pred, label)``, or a MaskSup loss ``(pred, pred_masked, label)``.
         unlabeled_data_loader: the unlabelled data (dictionaries with ``"image"``; a label, if present, is unused).
-        unlabeled_data_loader_b: CutMix's second unlabelled loader (e.g. the same data set, shuffled separately).
-        perturbation: one of ``"cutmix"`` (default), ``"cutout"``, ``"hole_cutout"``, ``"mean_teacher"``.
+        unlabeled_data_loader_b: the second unlabelled loader of CutMix and ICT (e.g. the same data set, shuffled
+            separately); without it both batches come from ``unlabeled_data_loader``.
+        perturbation: one of ``"cutmix"`` (default), ``"cutout"``, ``"hole_cutout"``, ``"mean_teacher"``,
+            ``"ict"``, ``"vat"``.
         teacher: an :class:`EMATeacher` of ``network`` not attached elsewhere; default
             ``EMATeacher(network, teacher_alpha, mode=teacher_mode)``. It is attached to this engine.
         teacher_alpha: the teacher's EMA decay (0.99, the reference's).
@@ -135,14 +151,20 @@ class SemiSupervisedTrainer(MultiPassTrainer):
             ``HoleMaskGenerator("high")`` when ``loss_function`` is a ``MaskSupLoss``, else no context branch.
         fill_value: intensity written into the holes (both hole kinds).
         noise_std: standard deviation of the ``"mean_teacher"`` intensity noise.
+        ict_alpha: the ``Beta(α, α)`` parameter of ICT's mixing weights (1: uniform, as ICT on CIFAR-10).
+        vat_epsilon: the root-mean-square per input element of VAT's perturbation (the L2 norm ``ε √n`` of a
+            sample of ``n`` elements, so that it does not depend on the image size).
+        vat_xi: the root-mean-square per element of VAT's probing perturbation. VAT's ξ = 1e-6 is an L2 norm
+            of a whole image; here, per element, it would vanish in float32 rounding next to pixel values
+            around 1, where the gradient of the divergence is zero, so the default is 1e-3.
         mask_seed: seed of a CPU ``torch.Generator`` of all the masks, flips and noise (offset by the rank under
             ``torch.distributed``), registered as extra state ``"mask_rng"``; ``None``: the global random state.
         epoch_length: iterations per epoch; see above for the default.
         kwargs: the other arguments of :class:`MultiPassTrainer` by keyword (``amp``, ``train_handlers``, ...).
 
     Raises:
-        ValueError: for an unknown ``perturbation`` or ``teacher_mode``, an epoch length that cannot be derived, or
-            a negative ``consistency_weight`` / ``noise_std``.
+        ValueError: for an unknown ``perturbation`` or ``teacher_mode``, an epoch length that cannot be derived, a
+            negative ``consistency_weight`` / ``noise_std`` / ``vat_epsilon`` / ``vat_xi``, or ``ict_alpha <= 0``.
         TypeError: when ``loss_function`` or a mask generator is not callable, or ``teacher`` is not an
             ``EMATeacher``.
     """
@@ -171,6 +193,9 @@ class SemiSupervisedTrainer(MultiPassTrainer):
         masksup_mask_generator: Callable | None = None,
         fill_value: float = 0.0,
         noise_std: float = 0.1,
+        ict_alpha: float = 1.0,
+        vat_epsilon: float = 0.05,
+        vat_xi: float = 1e-3,
         mask_seed: int | None = None,
         epoch_length: int | None = None,
         **kwargs: Any,
@@ -180,10 +205,12 @@ class SemiSupervisedTrainer(MultiPassTrainer):
             raise ValueError(f"{name}: `perturbation` must be one of {PERTURBATIONS}, got {perturbation!r}.")
         if not callable(loss_function):
             raise TypeError(f"{name}: `loss_function` must be callable, got {type(loss_function).__name__}.")
-        if float(consistency_weight) < 0 or float(noise_std) < 0:
-            raise ValueError(f"{name}: `consistency_weight` and `noise_std` must be >= 0.")
-        two_streams = perturbation == "cutmix" and unlabeled_data_loader_b is not None
-        draws_per_iteration = 2 if perturbation == "cutmix" and not two_streams else 1
+        if min(float(consistency_weight), float(noise_std), float(vat_epsilon), float(vat_xi)) < 0:
+            raise ValueError(f"{name}: `consistency_weight`, `noise_std`, `vat_epsilon` and `vat_xi` must be >= 0.")
+        if float(ict_alpha) <= 0:
+            raise ValueError(f"{name}: `ict_alpha` must be > 0, got {ict_alpha}.")
+        paired = perturbation in PAIRED_PERTURBATIONS
+        draws_per_iteration = 2 if paired and unlabeled_data_loader_b is None else 1
         if epoch_length is None:
             epoch_length = _default_epoch_length(unlabeled_data_loader, draws_per_iteration, name)
         super().__init__(
@@ -250,6 +277,11 @@ class SemiSupervisedTrainer(MultiPassTrainer):
         self.masksup_mask_generator = masksup_mask_generator
         self.fill_value = float(fill_value)
         self.noise_std = float(noise_std)
+        self.ict_alpha = float(ict_alpha)
+        self.vat_epsilon = float(vat_epsilon)
+        self.vat_xi = float(vat_xi)
+        # the divergence whose gradient gives VAT's adversarial direction: no confidence gate, which could zero it
+        self._vat_divergence = ConsistencyLoss("kld")
 
         self._mask_rng: torch.Generator | None = None
         if mask_seed is not None:
@@ -311,14 +343,19 @@ class SemiSupervisedTrainer(MultiPassTrainer):
         """Return ``(student_input, mask, student_logits, teacher_logits, loss_mask)`` of the perturbation."""
         first = self.prepare(self.unlabeled.next())
         x = first.inputs
-        if self.perturbation == "cutmix":
+        if self.perturbation in PAIRED_PERTURBATIONS:
             second_stream = self.unlabeled if self.unlabeled_b is None else self.unlabeled_b
             x_b = self.prepare(second_stream.next()).inputs
             if x_b.shape != x.shape:
                 raise ValueError(
-                    f"{type(self).__name__}: the two unlabelled CutMix batches differ in shape: {tuple(x.shape)} "
+                    f"{type(self).__name__}: the two unlabelled batches differ in shape: {tuple(x.shape)} "
                     f"and {tuple(x_b.shape)} (use drop_last=True or equal batch sizes)."
                 )
+        if self.perturbation == "ict":
+            return self._ict(x, x_b)
+        if self.perturbation == "vat":
+            return self._vat(x)
+        if self.perturbation == "cutmix":
             mask = self._box_mask(first)
             student_input = mix_with_mask(x, x_b, mask)
             teacher_logits = mix_with_mask(self._teacher(x), self._teacher(x_b), mask)
@@ -336,6 +373,38 @@ class SemiSupervisedTrainer(MultiPassTrainer):
         student_input = _flip_last_axis(x + self.noise_std * noise, flip)
         student_logits = _flip_last_axis(self._student(student_input), flip)
         return student_input, None, student_logits, self._teacher(x), None
+
+    def _ict(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple:
+        """ICT: the student on ``λ x_a + (1 − λ) x_b``, the target the same mix of the teacher's probabilities."""
+        keep_b = 1.0 - self._beta((x_a.shape[0],)).to(x_a.device)
+        weight = keep_b.reshape(-1, *([1] * (x_a.ndim - 1)))
+        student_input = mix_with_mask(x_a, x_b, weight.to(x_a.dtype))
+        prob = mix_with_mask(_probabilities(self._teacher(x_a)), _probabilities(self._teacher(x_b)), weight)
+        return student_input, None, self._student(student_input), _logits_of(prob), None
+
+    def _vat(self, x: torch.Tensor) -> tuple:
+        """VAT: the student on ``x + r_adv``, ``r_adv`` the direction that most changes its prediction."""
+        teacher_logits = self._teacher(x)
+        direction = torch.randn(x.shape, generator=self._mask_rng, dtype=torch.float32).to(x.device, x.dtype)
+        rms_to_norm = math.sqrt(x[0].numel())
+        probe = (self.vat_xi * rms_to_norm * _unit_per_sample(direction)).requires_grad_(True)
+        plain = unwrap_network(self.network)
+        with _FrozenBatchNormStatistics(plain), torch.enable_grad():
+            with self.autocast():
+                probe_logits = to_float32(first_output(self.inferer(x + probe, plain)))
+            divergence = self._vat_divergence(probe_logits, teacher_logits)
+            (grad,) = torch.autograd.grad(divergence, probe)
+        student_input = x + self.vat_epsilon * rms_to_norm * _unit_per_sample(grad.detach()).to(x.dtype)
+        return student_input, None, self._student(student_input), teacher_logits, None
+
+    def _beta(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``Beta(ict_alpha, ict_alpha)`` draws from the seeded generator (torch's Beta takes no generator)."""
+        if self._mask_rng is None:
+            return torch.distributions.Beta(self.ict_alpha, self.ict_alpha).sample(shape)
+        seed = int(torch.randint(0, 2**62, (1,), generator=self._mask_rng))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return torch.distributions.Beta(self.ict_alpha, self.ict_alpha).sample(shape)
 
     def _student(self, x: torch.Tensor) -> torch.Tensor:
         return to_float32(first_output(self.forward(x)))
@@ -368,6 +437,43 @@ class SemiSupervisedTrainer(MultiPassTrainer):
 
     def _uniform(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
         return torch.rand(shape, generator=self._mask_rng).to(device)
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the channels; one channel is binary, its probability ``σ(z)``."""
+    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+def _logits_of(prob: torch.Tensor) -> torch.Tensor:
+    """Logits whose :func:`_probabilities` are ``prob``: ``log p`` (softmax), ``log(p / (1 − p))`` (one channel)."""
+    tiny = torch.finfo(prob.dtype).tiny
+    if prob.shape[1] == 1:
+        return torch.log(prob.clamp_min(tiny)) - torch.log((1.0 - prob).clamp_min(tiny))
+    return torch.log(prob.clamp_min(tiny))
+
+
+def _unit_per_sample(x: torch.Tensor) -> torch.Tensor:
+    """``x`` divided by the L2 norm of each sample (a zero sample stays zero)."""
+    norm = x.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return x / norm.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+class _FrozenBatchNormStatistics:
+    """Within the context, BatchNorm layers in train mode normalise with the batch statistics but do not update
+    their running statistics (VAT's probing forward must not count as a batch)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.layers = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        self.saved: list[bool] = []
+
+    def __enter__(self) -> None:
+        self.saved = [m.track_running_stats for m in self.layers]
+        for m in self.layers:
+            m.track_running_stats = False
+
+    def __exit__(self, *exc: object) -> None:
+        for m, tracked in zip(self.layers, self.saved):
+            m.track_running_stats = tracked
 
 
 def _flip_last_axis(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:

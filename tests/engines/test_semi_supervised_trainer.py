@@ -15,6 +15,7 @@ from monai.utils.enums import CommonKeys as Keys
 from torch import nn
 
 from monai_masksup.engines import PERTURBATIONS, SemiSupervisedTrainer, sigmoid_rampup
+from monai_masksup.engines.semi_supervised_trainer import PAIRED_PERTURBATIONS
 from monai_masksup.keys import PluginKeys
 from monai_masksup.losses import ConsistencyLoss, MaskSupLoss
 from monai_masksup.networks import EMATeacher
@@ -243,8 +244,8 @@ def test_three_iterations_of_each_perturbation(perturbation):
     assert math.isfinite(out["loss_supervised"])
     after = trainer.teacher.teacher.state_dict()
     assert not torch.equal(after["0.weight"], before["0.weight"])
-    # the teacher keeps its own counter: 3 forwards per CutMix iteration... or 1, never the student's
-    assert int(after["1.num_batches_tracked"]) == (6 if perturbation == "cutmix" else 3)
+    # the teacher keeps its own counter (2 forwards per CutMix / ICT iteration, else 1), not the student's
+    assert int(after["1.num_batches_tracked"]) == (6 if perturbation in PAIRED_PERTURBATIONS else 3)
     if perturbation in ("cutout", "hole_cutout"):
         assert not torch.equal(out[PluginKeys.IMAGE_MASKED], trainer.state.output[Keys.IMAGE])
 
@@ -368,3 +369,87 @@ def test_ddp_two_processes_keep_student_and_teacher_in_sync(tmp_path: Path):
     # a fresh shuffle for every pass and loader: loader a gets even, loader b odd sampler epochs
     assert sorted(rank0["sampler_epochs"]) == sorted(set(rank0["sampler_epochs"]))
     assert len(rank0["sampler_epochs"]) == 4
+
+
+class _PerSampleLogits(nn.Module):
+    """A stand-in teacher/student: logits ``a`` for an all-ones sample, ``b`` for an all-zeros one."""
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        super().__init__()
+        self.a, self.b = a, b
+        self.offset = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        level = x.flatten(1).mean(1).reshape(-1, 1, 1, 1)
+        return level * self.a + (1 - level) * self.b + self.offset
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ict_target_mixes_teacher_probabilities_with_the_image_weights(channels):
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(1, channels, 4, 4, generator=g) * 3, torch.randn(1, channels, 4, 4, generator=g) * 3
+    consistency = _Recording(ConsistencyLoss())
+    net = _PerSampleLogits(a, b)
+    trainer = SemiSupervisedTrainer(
+        device="cpu",
+        max_epochs=1,
+        train_data_loader=[{"image": torch.zeros(4, 1, 4, 4), "label": torch.zeros(4, channels, 4, 4)}],
+        network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.0),
+        loss_function=_zero_loss,
+        unlabeled_data_loader=[{"image": torch.ones(4, 1, 4, 4)}],
+        unlabeled_data_loader_b=[{"image": torch.zeros(4, 1, 4, 4)}],
+        perturbation="ict",
+        consistency_loss=consistency,
+        mask_seed=0,
+        decollate=False,
+    )
+    trainer.run()
+    # x_a = 1, x_b = 0: the mixed image is λ itself
+    lam = trainer.state.output[PluginKeys.IMAGE_MASKED].flatten(1).mean(1).reshape(-1, 1, 1, 1)
+    assert ((lam > 0) & (lam < 1)).all() and lam.unique().numel() == 4
+    _, target, _ = consistency.calls[0]
+    prob = (lambda z: torch.sigmoid(z)) if channels == 1 else (lambda z: torch.softmax(z, 1))
+    expected = lam * prob(a) + (1 - lam) * prob(b)
+    torch.testing.assert_close(prob(target), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_vat_perturbation_has_the_set_size_and_beats_a_random_one():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 3, 3, padding=1))
+    images = _random(1, 5, label=False)
+    trainer = _trainer("vat", network=net, unlabeled_data_loader=images, epoch_length=1, vat_epsilon=0.2)
+    trainer.optimizer.param_groups[0]["lr"] = 0.0
+    trainer.loss_function = _zero_loss
+    trainer.run()
+    x = images[0]["image"]
+    r_adv = trainer.state.output[PluginKeys.IMAGE_MASKED] - x
+    torch.testing.assert_close(r_adv.flatten(1).pow(2).mean(1).sqrt(), torch.full((2,), 0.2), rtol=1e-4, atol=0)
+    kl = ConsistencyLoss("kld")
+    with torch.no_grad():
+        target = net(x)
+        adversarial = kl(net(x + r_adv), target)
+        g = torch.Generator().manual_seed(1)
+        randoms = []
+        for _ in range(5):
+            r = torch.randn(x.shape, generator=g)
+            r = 0.2 * r / r.flatten(1).pow(2).mean(1).sqrt().reshape(-1, 1, 1, 1)
+            randoms.append(kl(net(x + r), target))
+    # one power iteration: a direction of much larger divergence than random ones of the same size
+    assert adversarial > 1.5 * max(randoms)
+
+
+def test_vat_probe_does_not_count_as_a_batch_of_the_student():
+    trainer = _trainer("vat", epoch_length=1)
+    student = trainer.network
+    trainer.run()
+    # the labelled forward and the student's forward on x + r_adv; not the probing forward
+    assert int(student[1].num_batches_tracked) == 2
+    assert student[1].track_running_stats
+
+
+def test_ict_alpha_and_vat_sizes_are_checked():
+    with pytest.raises(ValueError, match="ict_alpha"):
+        _trainer("ict", ict_alpha=0.0)
+    with pytest.raises(ValueError, match="vat_epsilon"):
+        _trainer("vat", vat_epsilon=-1.0)
