@@ -453,3 +453,17 @@ def test_ict_alpha_and_vat_sizes_are_checked():
         _trainer("ict", ict_alpha=0.0)
     with pytest.raises(ValueError, match="vat_epsilon"):
         _trainer("vat", vat_epsilon=-1.0)
+
+
+def test_drawn_cutmix_masks_are_one_half_box_and_follow_the_seed():
+    masks = []
+    for seed in (0, 0, 1):
+        trainer = _trainer("cutmix", epoch_length=1)
+        trainer.mask_rng().manual_seed(seed)
+        trainer.run()
+        masks.append(trainer.state.output[PluginKeys.HOLE_MASK])
+    assert torch.equal(masks[0], masks[1]) and not torch.equal(masks[0], masks[2])
+    for mask in masks:
+        assert set(mask.unique().tolist()) <= {0.0, 1.0}
+        # one box of area 0.5 on 16 x 16: within a row/column of rounding of 128 pixels
+        assert ((mask.flatten(1).sum(1) - 128).abs() <= 16).all()
