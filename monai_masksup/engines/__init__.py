@@ -8,3 +8,5 @@ from .multi_pass_trainer import MultiPassTrainer, TrainerEvents, TrainingBatch, 
 from .pseudo_labels import restricted_pseudo_labels
 from .teacher_perturbation import FlipAffinePerturbation, PerturbationParams
 from .maskcontrast_trainer import KEY_NETWORK_STATE, QUEUE_STATE, MaskContrastTrainer
+from .semi_supervised_trainer import PERTURBATIONS, SemiSupervisedTrainer, sigmoid_rampup
+from .unlabeled_stream import UnlabeledStream

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .ema_teacher import EMATeacher
 from .levit_weights import (
     LEVIT_IMAGENET_URLS,
     LeViTWeightsReport,
