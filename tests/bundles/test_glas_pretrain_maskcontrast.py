@@ -13,20 +13,11 @@ from monai.bundle import ConfigParser
 from tests.bundles.conftest import GLAS_BUNDLE, TINY_RUN, bundle_run, configs, subprocess_env
 
 
-def _key_network_override() -> dict:
-    """The real EMATeacher when this branch has it, else the test-only stand-in with the same constructor."""
-    try:
-        from monai_masksup.networks import EMATeacher  # noqa: F401
-    except ImportError:
-        return {"key_network#_target_": "tests.momentum_stand_in.MomentumStandIn"}
-    return {}
-
-
 @pytest.fixture(scope="module")
 def pretrain_run(tmp_path_factory):
     """One tiny pre-training epoch without a configured data set (the demo set is generated)."""
     root = tmp_path_factory.mktemp("glas_pretrain")
-    overrides = {"bundle_root": str(root), **TINY_RUN, "epochs": 1, "queue_size": 16, **_key_network_override()}
+    overrides = {"bundle_root": str(root), **TINY_RUN, "epochs": 1, "queue_size": 16}
     bundle_run(GLAS_BUNDLE, ["train.json", "demo.json", "pretrain_maskcontrast.json"], **overrides)
     return root
 

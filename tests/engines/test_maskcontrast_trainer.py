@@ -12,9 +12,8 @@ from monai.transforms import Compose, RandFlipd, RandSpatialCropd
 
 from monai_masksup.engines import ExtraStateOwner, MaskContrastTrainer
 from monai_masksup.losses import MaskContrastLoss, PrototypeQueue
-from monai_masksup.networks import MaskContrastNet
+from monai_masksup.networks import EMATeacher, MaskContrastNet
 from monai_masksup.transforms import MaskContrastViewsd
-from tests.momentum_stand_in import momentum_key_network
 
 BATCH, QUEUE = 2, 8
 
@@ -44,7 +43,7 @@ def _trainer(max_epochs: int = 1, epoch_length: int = 3, **kwargs):
     views.set_random_state(0)
     loader = DataLoader(Dataset(_data(), transform=views), batch_size=BATCH, shuffle=False, num_workers=0)
     network = MaskContrastNet(in_channels=3, features=(4, 4, 8, 8, 16, 4), embedding_dim=8)
-    key_network = momentum_key_network(network, alpha=0.999)
+    key_network = EMATeacher(network, alpha=0.999, update_buffers=False, mode="train")
     loss = MaskContrastLoss(queue=PrototypeQueue(8, QUEUE))
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
     trainer = MaskContrastTrainer(
@@ -150,7 +149,7 @@ def _checkpointed_run(ckpt_dir, max_epochs: int, resume: bool) -> dict:
 
     torch.manual_seed(0)
     network = MaskContrastNet(in_channels=3, features=(4, 4, 8, 8, 16, 4), embedding_dim=8)
-    key_network = momentum_key_network(network, alpha=0.9)
+    key_network = EMATeacher(network, alpha=0.9, update_buffers=False, mode="train")
     loss = MaskContrastLoss(queue=PrototypeQueue(8, QUEUE))
     optimizer = torch.optim.SGD(network.parameters(), lr=0.1)
     trainer = MaskContrastTrainer(

@@ -17,8 +17,8 @@ from monai_masksup.losses import (
     enet_class_weights,
     mask_prototypes,
 )
+from monai_masksup.networks import EMATeacher
 from tests.conftest import load_reference, requires_cuda
-from tests.momentum_stand_in import momentum_key_network
 
 LOSS_TOL = {"rtol": 1e-5, "atol": 1e-6}
 
@@ -201,7 +201,7 @@ def test_momentum_step_moves_parameters_and_leaves_buffers():
     ref = _ref()
     # the query buffer differs from the key's -1, so a buffer update would show
     query = _StandInEncoder(ref["encq_w"], buffer_value=5.0)
-    key_net = momentum_key_network(query, float(ref["momentum"]))
+    key_net = EMATeacher(query, alpha=float(ref["momentum"]), update_buffers=False, mode="train")
     with torch.no_grad():
         key_net.teacher.w.copy_(ref["enck_w_before"])
         key_net.teacher.b.fill_(-1.0)
