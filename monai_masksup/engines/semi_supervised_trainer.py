@@ -23,6 +23,7 @@ from monai_masksup.engines.multi_pass_trainer import (
 )
 from monai_masksup.engines.unlabeled_stream import UnlabeledStream
 from monai_masksup.keys import PluginKeys
+from monai_masksup.losses.components import LossComponents
 from monai_masksup.losses.consistency import ConsistencyLoss
 from monai_masksup.losses.mask_mix import mix_with_mask
 from monai_masksup.networks.ema_teacher import EMATeacher, unwrap_network
@@ -119,8 +120,8 @@ class SemiSupervisedTrainer(MultiPassTrainer):
     multiple of the labelled loader's length (Ignite continues a labelled pass across epochs otherwise).
 
     ``engine.state.output``: the ``CommonKeys`` (``PRED`` = the student on the labelled image), the loss terms
-    as floats (``"loss_supervised"``, ``PluginKeys.LOSS_CONSISTENCY``, ``PluginKeys.LOSS_CONFIDENCE_RATE``,
-    ``"loss_consistency_weight"`` = weight · ramp, and a MaskSup loss's terms), and for the unlabelled part
+    as floats (``PluginKeys.LOSS_SUPERVISED``, ``PluginKeys.LOSS_CONSISTENCY``, ``PluginKeys.LOSS_CONFIDENCE_RATE``,
+    ``PluginKeys.LOSS_CONSISTENCY_WEIGHT`` = weight · ramp, and a MaskSup loss's terms), and for the unlabelled part
     ``PluginKeys.IMAGE_MASKED`` (the student's input), ``PluginKeys.PRED_MASKED`` (the student's logits on it,
     flipped back for ``"mean_teacher"``) and ``PluginKeys.HOLE_MASK`` (the box or hole mask, 1 = box / hole).
 
@@ -319,7 +320,7 @@ class SemiSupervisedTrainer(MultiPassTrainer):
         consistency = self.consistency_loss(student_logits, teacher_logits, loss_mask)
         scale = self.consistency_scale()
         components: dict[str, Any] = {"supervised": supervised.detach()}
-        terms = self.consistency_loss.loss_components() if hasattr(self.consistency_loss, "loss_components") else {}
+        terms = self.consistency_loss.loss_components() if isinstance(self.consistency_loss, LossComponents) else {}
         components.update(terms or {"consistency": consistency.detach()})
         components["consistency_weight"] = scale
         outputs = {
