@@ -1,10 +1,18 @@
 """Data sets of the MaskSup experiments: datalist indexers, readers, checks, splits and demo data."""
 
+from .annotated_columns import DEFAULT_IGNORE_VALUE, IgnoreUnannotatedColumns, IgnoreUnannotatedColumnsd
 from .binarize_label import BinarizeLabel, BinarizeLabeld
 from .channel_checks import EnsureRGB, EnsureRGBd
 from .cvc_clinicdb import CVC_CLINICDB_URL, index_cvc_clinicdb
 from .error_summary import data_error_summary, find_data_error, install_data_error_summary
 from .demo_data import DEMO_IMAGE_SIZE, glas_or_demo, polyps_or_demo
+from .duke_oct import (
+    DUKE_OCT_CLASSES,
+    DUKE_OCT_URL,
+    duke_oct_transforms,
+    fluid_column_extent,
+    index_duke_oct,
+)
 from .errors import DataFileError, DatasetLayoutError
 from .glas import GLAS_URL, detect_glas_layout, index_glas, index_glas_export, index_glas_warwick, read_glas_grades
 from .image_checks import check_complete, image_size, validate_datalist
@@ -22,6 +30,14 @@ from .synthetic_polyps import make_synthetic_polyps
 from .tiff_reader import TiffFileReader
 
 __all__ = [
+    "DEFAULT_IGNORE_VALUE",
+    "IgnoreUnannotatedColumns",
+    "IgnoreUnannotatedColumnsd",
+    "DUKE_OCT_CLASSES",
+    "DUKE_OCT_URL",
+    "duke_oct_transforms",
+    "fluid_column_extent",
+    "index_duke_oct",
     "BinarizeLabel",
     "BinarizeLabeld",
     "CVC_CLINICDB_URL",
