@@ -146,7 +146,9 @@ def _column_ranges(items: Sequence[dict], annotated_columns: ColumnRanges) -> di
         return {}
     if isinstance(annotated_columns, str):
         if annotated_columns != "fluid_extent":
-            raise ValueError(f"annotated_columns must be None, 'fluid_extent', (start, stop) or a dict, got '{annotated_columns}'.")
+            raise ValueError(
+                f"annotated_columns must be None, 'fluid_extent', (start, stop) or a dict, got '{annotated_columns}'."
+            )
         return {
             s: fluid_column_extent([item["label"] for item in items if item["subject"] == s]) for s in subjects
         }
