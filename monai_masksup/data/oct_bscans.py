@@ -17,7 +17,7 @@ from monai.transforms import (
 )
 from monai.utils import ensure_tuple
 
-from .errors import DataFileError
+from .errors import DataFileError, source_name
 from .label_values import CheckLabelValuesd
 
 __all__ = [
@@ -121,8 +121,8 @@ class BScanIterd:
     A patch iterator for MONAI's ``GridPatchDataset``: it runs ``PatchIterd`` with patch size
     ``(full, full, 1)`` and removes the B-scan axis, so each patch is a 2D item ``(C, width, depth)`` with the
     volume's other keys (subject, vendor) copied, plus :data:`BSCAN_INDEX_KEY`. When the volume item lists
-    B-scan indices under ``bscans_key`` (as the splits give them), only those are yielded: pixel-labelled,
-    image-labelled and unlabelled B-scans of one volume can go to different datasets.
+    B-scan indices under ``bscans_key`` (as the splits give them), only those are yielded (without that list):
+    pixel-labelled, image-labelled and unlabelled B-scans of one volume can go to different datasets.
 
     Args:
         keys: keys of the arrays to cut (those present in the item are cut; e.g. unlabelled volumes lack a label).
@@ -140,7 +140,7 @@ class BScanIterd:
         shape = data[present[0]].shape
         if len(shape) != 4:
             raise DataFileError(
-                f"volume '{data.get('image', '?')}' has shape {tuple(shape)}; B-scan slicing needs "
+                f"volume '{source_name(data[present[0]])}' has shape {tuple(shape)}; B-scan slicing needs "
                 "(C, width, depth, n_bscans)."
             )
         wanted = data.get(self.bscans_key)
@@ -151,6 +151,7 @@ class BScanIterd:
             if keep is not None and index not in keep:
                 continue
             item = squeeze(patch)
+            item.pop(self.bscans_key, None)  # lists of different lengths would not collate into a batch
             item[BSCAN_INDEX_KEY] = index
             yield item, coords
 
