@@ -10,7 +10,7 @@ from monai_masksup.data import write_metaimage_volume
 
 
 def ramp_volume(shape=(3, 4, 5), offset: int = 0) -> np.ndarray:
-    """A ``(z, y, x)`` uint8 volume whose voxel ``(k, r, c)`` holds ``offset + 20 k + 5 r + c``: every voxel tells its place."""
+    """A ``(z, y, x)`` uint8 volume whose voxel ``(k, r, c)`` holds ``offset + 20 k + 5 r + c`` (it tells its place)."""
     k, r, c = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
     return (offset + 20 * k + 5 * r + c).astype(np.uint8)
 

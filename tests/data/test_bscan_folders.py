@@ -21,7 +21,8 @@ def test_volume_folders_list_their_bscans_in_order(tmp_path):
 def test_bscans_of_different_sizes_are_named(tmp_path):
     write_bscan_pngs(np.zeros((2, 32, 32), np.uint8), None, tmp_path / "v")
     write_grey(tmp_path / "v" / "images" / "bscan_002.png", np.zeros((30, 32)))
-    with pytest.raises(DataFileError, match=r"B-scans of volume '.*v' differ in size: '.*bscan_002\.png' is \(30, 32\)"):
+    odd = r"B-scans of volume '.*v' differ in size: '.*bscan_002\.png' is \(30, 32\)"
+    with pytest.raises(DataFileError, match=odd):
         index_bscan_folders(tmp_path)
 
 

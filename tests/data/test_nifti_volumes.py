@@ -42,7 +42,8 @@ def test_errors_name_the_file(tmp_path):
         index_nifti_volumes(tmp_path / "img", tmp_path / "lab")
     write_nifti(tmp_path / "lab" / "a.nii.gz", _xyz((5, 4, 2)))
     (tmp_path / "lab" / "b.nii.gz").unlink()
-    with pytest.raises(DataFileError, match=r"shape mismatch: '.*img/a\.nii\.gz' is \(5, 4, 3\), '.*lab/a\.nii\.gz' is \(5, 4, 2\)"):
+    mismatch = r"shape mismatch: '.*img/a\.nii\.gz' is \(5, 4, 3\), '.*lab/a\.nii\.gz' is \(5, 4, 2\)"
+    with pytest.raises(DataFileError, match=mismatch):
         index_nifti_volumes(tmp_path / "img", tmp_path / "lab")
     (tmp_path / "img" / "c.nii.gz").write_bytes(b"not a nifti")
     with pytest.raises(DataFileError, match=r"c\.nii\.gz"):

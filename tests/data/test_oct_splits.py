@@ -23,7 +23,8 @@ def test_parts_have_the_requested_sizes_and_cover_every_bscan_once():
     items = _bscans()
     for split in oct_semi_supervised_splits(items, n_pixel_labelled=7, image_label_share=0.25, test_fraction=1 / 3):
         sizes = {part: len(split[part]) for part in split}
-        # 2 of 6 subjects test (20 B-scans); of 40 training B-scans 7 pixel-labelled, round(0.25 * 33) = 8 image-labelled
+        # 2 of 6 subjects test (20 B-scans); of the 40 training B-scans 7 pixel-labelled, round(0.25 * 33) = 8
+        # image-labelled
         assert sizes == {"pixel": 7, "image": 8, "unlabelled": 25, "test": 20}
         names = [i["image"] for part in split.values() for i in part]
         assert sorted(names) == sorted(i["image"] for i in items)

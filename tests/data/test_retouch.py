@@ -47,7 +47,8 @@ def test_itk_reader_gives_width_depth_bscans_with_labels_in_place(retouch_root):
     item = index_retouch(retouch_root)[0]
     out = Compose(oct_volume_transforms(num_classes=4, lower=0, upper=100))(item)
     assert out["image"].shape == (1, 5, 4, 3) and out["label"].shape == (1, 5, 4, 3)
-    # voxel (k, r, c) of the written array is (c, r, k) after ITK's reversed indexing; ramp 0 .. 20*2+5*3+4 = 59 onto [0, 1]
+    # voxel (k, r, c) of the written array is (c, r, k) after ITK's reversed indexing;
+    # the ramp's range 0 .. 20*2 + 5*3 + 4 = 59 is scaled onto [0, 1]
     assert out["image"][0, 3, 2, 1].item() == pytest.approx((20 * 1 + 5 * 2 + 3) / 59)
     assert out["label"][0, 3, 2, 1].item() == 3 and out["label"][0, 0, 0, 2].item() == 1
     assert torch.count_nonzero(out["label"]) == 2
