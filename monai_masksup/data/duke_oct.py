@@ -15,6 +15,7 @@ from PIL import Image
 from .annotated_columns import DEFAULT_IGNORE_VALUE, IgnoreUnannotatedColumnsd
 from .binarize_label import BinarizeLabeld
 from .errors import DataFileError
+from .oct_bscans import oct_normalisation
 from .pairing import index_folder_pair
 
 __all__ = [
@@ -159,23 +160,32 @@ def _column_ranges(items: Sequence[dict], annotated_columns: ColumnRanges) -> di
     return {s: (int(annotated_columns[0]), int(annotated_columns[1])) for s in subjects}
 
 
-def duke_oct_transforms(ignore_value: float = DEFAULT_IGNORE_VALUE) -> list:
-    """The loading transforms of Duke B-scans: one grey channel in [0, 255], fluid masks in {0, 1}.
+def duke_oct_transforms(
+    ignore_value: float = DEFAULT_IGNORE_VALUE, normalise: bool = True, lower: float = 1.0, upper: float = 99.0
+) -> list:
+    """The loading transforms of Duke B-scans: one grey channel, fluid masks in {0, 1}, unannotated columns ignored.
 
     Images and masks are read as one grey channel (the export's three channels are equal), channel-first with
     MONAI's ``PILReader``, so a B-scan is ``(1, width=768, height=496)``: columns are spatial axis 0. Masks
     become ``1`` where ``value > 0``; with ``annotated_columns`` in the item, columns outside it become
-    ``ignore_value`` (:class:`IgnoreUnannotatedColumnsd`). Intensity normalisation is left to the caller
-    (per B-scan here, as the export has no volumes).
+    ``ignore_value`` (:class:`IgnoreUnannotatedColumnsd`). With ``normalise`` the image's ``lower``-``upper``
+    percentile range goes onto [0, 1] as for volumes (:func:`oct_normalisation`), but per B-scan, since the export
+    keeps 11 B-scans of each volume only.
 
     Args:
         ignore_value: label value of unannotated columns.
+        normalise: scale intensities per B-scan; ``False`` keeps the stored 0-255.
+        lower: lower percentile of the normalisation.
+        upper: upper percentile of the normalisation.
 
     Returns:
         a list of MONAI transforms for ``Compose`` over items of :func:`index_duke_oct`.
     """
-    return [
+    transforms: list = [
         LoadImaged(keys=["image", "label"], reader=PILReader(converter=_grey), ensure_channel_first=True),
         BinarizeLabeld(keys="label", threshold=0),
         IgnoreUnannotatedColumnsd(keys="label", ignore_value=ignore_value),
     ]
+    if normalise:
+        transforms.append(oct_normalisation(lower, upper))
+    return transforms

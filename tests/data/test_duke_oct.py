@@ -58,7 +58,7 @@ def test_explicit_ranges_global_and_per_subject(tmp_path):
 def test_loaded_mask_is_binary_fluid_with_ignored_columns(tmp_path):
     _write_duke(tmp_path, n=1)
     item = index_duke_oct(tmp_path, annotated_columns=(2, 6))[0]
-    out = Compose(duke_oct_transforms(ignore_value=255))(item)
+    out = Compose(duke_oct_transforms(ignore_value=255, normalise=False))(item)
     assert out["image"].shape == (1, 10, 6) and out["label"].shape == (1, 10, 6)  # (C, width, height)
     label = out["label"][0].numpy()
     expected = np.zeros((10, 6))
@@ -66,6 +66,9 @@ def test_loaded_mask_is_binary_fluid_with_ignored_columns(tmp_path):
     expected[2, 4] = 1  # value 254 is fluid region 2
     expected[:2], expected[6:] = 255, 255
     np.testing.assert_array_equal(label, expected)
+    assert out["image"].max() > 1  # stored 0-255 kept
+    normalised = Compose(duke_oct_transforms(lower=0, upper=100))(item)["image"]
+    assert normalised.min() == 0.0 and normalised.max() == 1.0
 
 
 def test_subject_without_fluid_cannot_estimate_extent(tmp_path):
@@ -110,6 +113,7 @@ def test_real_duke_subset_indexes_two_subjects_and_loads():
     pipeline = Compose(duke_oct_transforms())
     out = pipeline(items[14])
     assert out["image"].shape == (1, 768, 496) and out["label"].shape == (1, 768, 496)
+    assert 0.0 == out["image"].min() < out["image"].max() == 1.0  # normalised per B-scan
     values = set(torch.unique(out["label"]).tolist())
     assert values == {0.0, 1.0, 255.0}
     assert (out["label"][0, :109] == 255).all() and (out["label"][0, 109:308] != 255).all()
