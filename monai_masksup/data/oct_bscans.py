@@ -6,7 +6,7 @@ from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
 
 import numpy as np
 from monai.config import KeysCollection
-from monai.data import Dataset, GridPatchDataset, PatchIterd
+from monai.data import GridPatchDataset, PatchIterd
 from monai.transforms import (
     Compose,
     EnsureChannelFirstd,
@@ -124,16 +124,29 @@ class BScanIterd:
     B-scan indices under ``bscans_key`` (as the splits give them), only those are yielded (without that list):
     pixel-labelled, image-labelled and unlabelled B-scans of one volume can go to different datasets.
 
+    With ``volume_transform`` the iterator also loads the volume: ``GridPatchDataset`` then iterates the plain
+    datalist, which it shares out among ``DataLoader`` workers, so each worker loads only its own volumes.
+
     Args:
         keys: keys of the arrays to cut (those present in the item are cut; e.g. unlabelled volumes lack a label).
         bscans_key: item key listing the B-scan indices to keep; absent means all.
+        volume_transform: applied to each volume item before cutting (loading, normalisation), or ``None`` for
+            items that are loaded already.
     """
 
-    def __init__(self, keys: KeysCollection = ("image", "label"), bscans_key: str = "bscans") -> None:
+    def __init__(
+        self,
+        keys: KeysCollection = ("image", "label"),
+        bscans_key: str = "bscans",
+        volume_transform: Callable | None = None,
+    ) -> None:
         self.keys = ensure_tuple(keys)
         self.bscans_key = bscans_key
+        self.volume_transform = volume_transform
 
     def __call__(self, data: Mapping[Hashable, object]) -> Generator[tuple[dict, np.ndarray], None, None]:
+        if self.volume_transform is not None:
+            data = self.volume_transform(data)
         present = [k for k in self.keys if k in data]
         if not present:
             raise DataFileError(f"volume item has none of the keys {list(self.keys)} to cut into B-scans.")
@@ -166,7 +179,8 @@ def oct_bscan_dataset(
     """B-scans of OCT volumes as an iterable MONAI dataset: ``GridPatchDataset`` over loaded, normalised volumes.
 
     Each volume is loaded and normalised once (``volume_transforms``, default :func:`oct_volume_transforms`),
-    then cut into its B-scans (:class:`BScanIterd`), on which ``bscan_transforms`` (2D augmentation) run.
+    then cut into its B-scans (:class:`BScanIterd`), on which ``bscan_transforms`` (2D augmentation) run. With
+    ``DataLoader`` workers, the volumes are shared out among them before loading (each loads only its own).
     ``GridPatchDataset`` is iterable, so shuffle B-scans with ``monai.data.ShuffleBuffer`` rather than the
     ``DataLoader``. It yields items only (``with_coordinates=False``): the B-scan index travels in the item as
     :data:`BSCAN_INDEX_KEY`, the volume's other keys (subject, vendor) too.
@@ -184,8 +198,8 @@ def oct_bscan_dataset(
     """
     volume_transforms = oct_volume_transforms() if volume_transforms is None else volume_transforms
     return GridPatchDataset(
-        data=Dataset(list(volumes), transform=Compose(list(volume_transforms))),
-        patch_iter=BScanIterd(keys=keys, bscans_key=bscans_key),
+        data=list(volumes),
+        patch_iter=BScanIterd(keys=keys, bscans_key=bscans_key, volume_transform=Compose(list(volume_transforms))),
         transform=None if not bscan_transforms else Compose(list(bscan_transforms)),
         with_coordinates=False,
     )

@@ -51,6 +51,16 @@ def test_listed_bscans_only_and_batches_through_a_data_loader(volumes):
     assert batch[BSCAN_INDEX_KEY].tolist() == [0, 2, 1] and list(batch["volume"]) == ["TRAIN001"] * 2 + ["TRAIN002"]
 
 
+def test_two_loader_workers_yield_every_bscan_once(volumes):
+    ds = oct_bscan_dataset(volumes, oct_volume_transforms(lower=0, upper=100))
+    seen = [
+        (v, int(k))
+        for batch in DataLoader(ds, batch_size=1, num_workers=2)
+        for v, k in zip(batch["volume"], batch[BSCAN_INDEX_KEY])
+    ]
+    assert sorted(seen) == [(v, k) for v in ("TRAIN001", "TRAIN002") for k in range(3)]
+
+
 def test_unlabelled_volume_is_cut_without_label(volumes):
     unlabelled = [{k: v for k, v in volumes[0].items() if k != "label"}]
     bscans = list(oct_bscan_dataset(unlabelled))
