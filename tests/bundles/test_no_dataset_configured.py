@@ -126,6 +126,20 @@ _DEMO = {
 
 
 @pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
+def test_train_json_alone_indexes_the_demo_set_and_says_so(tmp_path, bundle, demo_log):
+    # the mission's command, `--config_file <bundle>/configs/train.json` with no demo overlay and no data option,
+    # up to the datalists (LeViT-384 is never built)
+    parser = _parse(bundle, ["train.json"], tmp_path)
+    train, val = parser.get_parsed_content("train_datalist"), parser.get_parsed_content("val_datalist")
+    assert train and val and all(Path(item["image"]).is_file() for item in train + val)
+    demo_folder, hint = _DEMO[bundle]
+    folder = tmp_path / "eval" / "demo_data" / demo_folder
+    notice = f"no data set configured: training on the generated demo set in {folder}; {hint}"
+    assert [r.getMessage() for r in demo_log.records] == [notice]
+    assert parser["network_def"]["_target_"] == "monai_masksup.networks.LeViTUNet"
+
+
+@pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
 def test_evaluation_without_data_option_names_evaluation_in_the_notice(tmp_path, bundle, demo_log):
     parser = _parse(bundle, ["train.json", "evaluate.json"], tmp_path)
     assert parser.get_parsed_content("test_datalist")
