@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PIL import Image
 
+from monai_masksup.data import libjpeg_messages as libjpeg_messages_module
 from monai_masksup.data.libjpeg_messages import libjpeg_messages
 
 from .image_files import jpeg_scan_start, overwrite, write_smooth_rgb
@@ -42,3 +45,18 @@ def test_grey_jpeg_decodes_without_message(tmp_path):
     path = tmp_path / "mask.jpg"
     Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))).save(path)
     assert libjpeg_messages(path) == []
+
+
+def test_other_output_during_the_decode_reaches_stdout_not_the_messages(tmp_path, capfd, monkeypatch):
+    decode = libjpeg_messages_module._decode_with_itk
+
+    def decode_while_another_thread_prints(path):
+        os.write(1, b"epoch 3 loss 0.25\n")  # fd 1, as a C library or another thread would write it
+        decode(path)
+        os.write(1, b"\ndone\n")
+
+    monkeypatch.setattr(libjpeg_messages_module, "_decode_with_itk", decode_while_another_thread_prints)
+    capfd.readouterr()
+    messages = libjpeg_messages(_zeroed_jpeg(tmp_path))
+    assert messages and all(m.startswith("Corrupt JPEG data") for m in messages), messages
+    assert capfd.readouterr().out == "epoch 3 loss 0.25\n\ndone\n"
