@@ -419,16 +419,7 @@ def test_monai_trainer_run_only_sets_the_scaler_before_workflow_run(monkeypatch)
 
     overriding = [c for c in SupervisedTrainer.__mro__ if issubclass(c, Workflow) and "run" in vars(c)]
     assert overriding == [Trainer, Workflow]
-    network = _conv()
-    engine = SupervisedTrainer(
-        device=torch.device("cpu"),
-        max_epochs=1,
-        train_data_loader=_batches(1),
-        network=network,
-        optimizer=torch.optim.SGD(network.parameters(), lr=0.1),
-        loss_function=_mse,
-        amp=True,
-    )
+    engine = _base(_batches(1), trainer_class=SupervisedTrainer, amp=True)
     before = dict(vars(engine)), dict(vars(engine.state))
     seen = []
     monkeypatch.setattr(Workflow, "run", lambda self: seen.append((dict(vars(self)), dict(vars(self.state)))))
