@@ -148,9 +148,10 @@ def polyps_or_demo(
 
     Without a configured data set (both folders ``None``) small polyp sets in the native Kvasir-SEG and
     CVC-ClinicDB layouts (:func:`make_demo_polyps` with its defaults: 16 Kvasir-SEG and 14 CVC-ClinicDB frames of
-    96 x 128, seed 0, as ``python -m monai_masksup.demo --bundle kvasir``) are generated once in ``<demo_dir>/polyps_synthetic`` and reused, and the log says so. Configured
-    folders are returned as given (a missing or empty one is reported by the indexers, naming it); a partly
-    configured data set is refused rather than completed with generated frames.
+    96 x 128, seed 0, as ``python -m monai_masksup.demo --bundle kvasir``) are generated once in
+    ``<demo_dir>/polyps_synthetic`` and reused, and the log says so. Configured folders are returned as given (a
+    missing or empty one is reported by the indexers, naming it); a partly configured data set is refused rather
+    than completed with generated frames.
 
     Args:
         kvasir_dir: the configured Kvasir-SEG folder, or ``None``.

@@ -21,7 +21,8 @@ MASKSUP_LOSS_KEYS: tuple[str, ...] = (
     PluginKeys.LOSS_TASK_SIM,
 )
 
-#: the engines log each loss term as ``"loss_" + name`` (:py:meth:`monai_masksup.losses.LossComponents.loss_components`).
+#: prefix of the loss terms in an engine's output: the engines log each term of
+#: :py:meth:`monai_masksup.losses.LossComponents.loss_components` as ``"loss_" + name``.
 LOSS_TERM_PREFIX = f"{CommonKeys.LOSS}_"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.utils import convert_to_dst_type, convert_to_tensor

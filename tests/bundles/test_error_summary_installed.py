@@ -1,4 +1,4 @@
-"""Every workflow of the bundles installs the data error summary first in its ``initialize``, as docs/architecture.md says."""
+"""Every bundle workflow installs the data error summary first in its ``initialize`` (docs/architecture.md)."""
 
 from __future__ import annotations
 
