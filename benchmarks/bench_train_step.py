@@ -17,7 +17,8 @@ Time: the median over the timed steps of the wall-clock step time, and of the pr
 total wall time is reported apart (``warmup_s``): with ``torch.compile`` it holds the compilation.
 
 ``benchmarks/gpu_check.py`` imports :func:`build_network`, :func:`run_one` and :func:`run_in_subprocess` to time
-the same steps on a GPU (with ``cfg["compile"]`` for ``torch.compile``), so both report like figures.
+the same steps on a GPU (with ``cfg["compile"]`` for ``torch.compile``), and :func:`hardware` to describe the
+machine, so both report like figures.
 
 Examples::
 
@@ -185,19 +186,52 @@ def run_in_subprocess(cfg: dict, timeout: float | None = None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _hardware(device: str) -> str:
+def hardware(device: str) -> dict:
+    """Device name, CPU, library versions and the precision flags that change fp32 speed.
+
+    Args:
+        device: ``"cpu"`` or ``"cuda"`` (then GPU 0 is described).
+
+    Returns:
+        a JSON-ready dict; its ``"summary"`` is the one-line description both benchmarks print.
+    """
     import torch
 
-    model = platform.processor() or "unknown CPU"
+    cpu = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    text = f"CPU: {model}, {os.cpu_count()} logical cores; torch {torch.__version__}"
+    info = {
+        "device": device,
+        "device_name": torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({cpu})",
+        "cpu": f"{cpu}, {os.cpu_count()} logical cores",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        import monai
+
+        info["monai"] = monai.__version__
+    except ImportError:
+        info["monai"] = None
     if device == "cuda":
-        text += f"; GPU: {torch.cuda.get_device_name(0)}"
-    return text
+        props = torch.cuda.get_device_properties(0)
+        info.update(
+            cuda=torch.version.cuda,
+            memory_gib=props.total_memory / 2**30,
+            multiprocessors=props.multi_processor_count,
+            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+            tf32_cudnn=torch.backends.cudnn.allow_tf32,
+            cudnn_benchmark=torch.backends.cudnn.benchmark,
+        )
+    info["summary"] = (
+        f"{info['device_name']}; {info['cpu']}; torch {info['torch']}"
+        + (f", CUDA {info.get('cuda')}" if device == "cuda" else "")
+        + f", MONAI {info['monai']}, Python {info['python']}"
+    )
+    return info
 
 
 def _table(results: list[dict]) -> str:
@@ -280,7 +314,7 @@ def main() -> None:
                     results.append(r)
                     status = r.get("error") or f"{1000 * r['step_s']:.0f} ms/step"
                     print(f"# {net} {device} {'amp' if amp else 'fp32'} {mode}: {status}", file=sys.stderr, flush=True)
-    print(_hardware(devices[-1]))
+    print(hardware(devices[-1])["summary"])
     print(f"batch {args.batch_size} x {args.size}x{args.size}, warm-up {args.warmup}, timed {args.steps} (median)")
     print(_table(results))
     for line in _amp_speedups(results):

@@ -43,7 +43,6 @@ import datetime
 import gc
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -58,6 +57,7 @@ ROOT = BENCH_DIR.parent
 sys.path[:0] = [str(BENCH_DIR)] if str(BENCH_DIR) not in sys.path else []
 
 import gpu_check_report as report  # noqa: E402
+from bench_train_step import hardware  # noqa: E402
 
 #: cumulative fraction of the budget at which each phase must end (later phases get what earlier ones leave)
 PHASE_DEADLINES = {
@@ -122,47 +122,6 @@ class Run:
             tmp = self.out / (name + ".tmp")
             tmp.write_text(text)
             tmp.replace(self.out / name)
-
-
-def hardware(device: str) -> dict:
-    """Device name, CPU, library versions and the precision flags that change fp32 speed."""
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    info = {
-        "device": device,
-        "device_name": torch.cuda.get_device_name(0) if device == "cuda" else f"CPU ({cpu})",
-        "cpu": f"{cpu}, {os.cpu_count()} logical cores",
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-    try:
-        import monai
-
-        info["monai"] = monai.__version__
-    except ImportError:
-        info["monai"] = None
-    if device == "cuda":
-        props = torch.cuda.get_device_properties(0)
-        info.update(
-            cuda=torch.version.cuda,
-            memory_gib=props.total_memory / 2**30,
-            multiprocessors=props.multi_processor_count,
-            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
-            tf32_cudnn=torch.backends.cudnn.allow_tf32,
-            cudnn_benchmark=torch.backends.cudnn.benchmark,
-        )
-    info["summary"] = (
-        f"{info['device_name']}; {info['cpu']}; torch {info['torch']}"
-        + (f", CUDA {info.get('cuda')}" if device == "cuda" else "")
-        + f", MONAI {info['monai']}, Python {info['python']}"
-    )
-    return info
 
 
 def measured_bf16_tflops(device: str) -> float | None:

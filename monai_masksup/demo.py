@@ -86,12 +86,10 @@ def find_bundle_dir(name: str) -> Path:
 
 
 def _make_glas(data_dir: Path, n_train: int, n_test: int, seed: int) -> dict:
-    """Synthetic GLaS (Warwick layout) and the bundle overrides pointing at it."""
-    from monai_masksup.data import make_synthetic_glas
+    """Synthetic GLaS (Warwick layout, the bundles' own demo set) and the bundle overrides pointing at it."""
+    from monai_masksup.data.demo_data import make_demo_glas
 
-    make_synthetic_glas(
-        data_dir, n_train=n_train, n_test_a=n_test - n_test // 2, n_test_b=n_test // 2, size=(96, 128), seed=seed
-    )
+    make_demo_glas(data_dir, n_train=n_train, n_test=n_test, seed=seed)
     return _glas_overrides(data_dir)
 
 
@@ -101,22 +99,10 @@ def _glas_overrides(data_dir: Path) -> dict:
 
 
 def _make_polyps(data_dir: Path, n_train: int, n_test: int, seed: int) -> dict:
-    """Synthetic Kvasir-SEG + CVC-ClinicDB and the bundle overrides pointing at them.
+    """Synthetic Kvasir-SEG + CVC-ClinicDB (the bundles' own demo sets) and the bundle overrides pointing at them."""
+    from monai_masksup.data.demo_data import make_demo_polyps
 
-    A third of the training frames are CVC-ClinicDB frames, the rest Kvasir-SEG, as in the paper's mix
-    (900 Kvasir + 550 CVC); the ``n_test`` test frames are CVC-ClinicDB frames, listed in a split file.
-    """
-    from monai_masksup.data import make_synthetic_polyps
-
-    n_cvc_train = max(1, n_train // 3)
-    make_synthetic_polyps(
-        data_dir,
-        n_kvasir=n_train - n_cvc_train,
-        n_cvc=n_cvc_train + n_test,
-        n_cvc_test=n_test,
-        size=(96, 128),
-        seed=seed,
-    )
+    make_demo_polyps(data_dir, n_train=n_train, n_test=n_test, seed=seed)
     return _polyp_overrides(data_dir)
 
 

@@ -6,7 +6,7 @@ from .binarize_label import BinarizeLabel, BinarizeLabeld
 from .channel_checks import EnsureRGB, EnsureRGBd
 from .cvc_clinicdb import CVC_CLINICDB_URL, index_cvc_clinicdb
 from .error_summary import data_error_summary, find_data_error, install_data_error_summary
-from .demo_data import DEMO_IMAGE_SIZE, glas_or_demo, polyps_or_demo
+from .demo_data import DEMO_IMAGE_SIZE, glas_or_demo, make_demo_glas, make_demo_polyps, polyps_or_demo
 from .duke_oct import (
     DUKE_OCT_CLASSES,
     DUKE_OCT_URL,
@@ -104,6 +104,8 @@ __all__ = [
     "detect_glas_layout",
     "find_data_error",
     "glas_or_demo",
+    "make_demo_glas",
+    "make_demo_polyps",
     "image_size",
     "index_cvc_clinicdb",
     "index_folder_pair",

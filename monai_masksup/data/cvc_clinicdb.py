@@ -19,7 +19,10 @@ _SUFFIXES = (".tif", ".tiff", ".png")
 
 
 def index_cvc_clinicdb(
-    root: str | os.PathLike, ids: str | os.PathLike | Sequence[str] | None = None, validate: bool = True
+    root: str | os.PathLike,
+    ids: str | os.PathLike | Sequence[str] | None = None,
+    validate: bool = True,
+    decode: bool = False,
 ) -> list[dict[str, str]]:
     """Index CVC-ClinicDB frame/mask pairs.
 
@@ -31,6 +34,9 @@ def index_cvc_clinicdb(
         root: the ``CVC-ClinicDB`` folder, or a folder holding it.
         ids: ``None`` for every pair, a split file (one frame number per line) or a sequence of ids.
         validate: check headers, sizes and file completeness with :func:`validate_datalist`.
+        decode: also decode every file completely (:func:`validate_datalist` with ``decode=True``, implies
+            ``validate``): finds compressed data damaged without marker damage, which the other checks cannot
+            see, at the cost of one full decode of every image.
 
     Returns:
         ``[{"image": path, "label": path}, ...]`` sorted by frame number.
@@ -52,4 +58,5 @@ def index_cvc_clinicdb(
         ids=ids,
         suffixes=_SUFFIXES,
         validate=validate,
+        decode=decode,
     )

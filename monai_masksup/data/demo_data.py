@@ -12,13 +12,63 @@ from .errors import DatasetLayoutError
 from .synthetic_glas import make_synthetic_glas
 from .synthetic_polyps import make_synthetic_polyps
 
-__all__ = ["DEMO_IMAGE_SIZE", "glas_or_demo", "polyps_or_demo"]
+__all__ = [
+    "DEMO_IMAGE_SIZE",
+    "GLAS_DEMO_FOLDER",
+    "GLAS_DEMO_MARKER",
+    "POLYP_DEMO_FOLDER",
+    "POLYP_DEMO_MARKER",
+    "glas_or_demo",
+    "make_demo_glas",
+    "make_demo_polyps",
+    "polyps_or_demo",
+]
 
 logger = logging.getLogger(__name__)
 
 #: ``(height, width)`` of the generated demo images (the demo of ``python -m monai_masksup.demo``).
 DEMO_IMAGE_SIZE = (96, 128)
-_GLAS_FOLDER, _POLYP_FOLDER = "glas_synthetic", "polyps_synthetic"
+#: sub-folder of a demo folder holding the generated GLaS set, and the file whose presence means it is complete.
+GLAS_DEMO_FOLDER, GLAS_DEMO_MARKER = "glas_synthetic", "Grade.csv"
+#: sub-folder of a demo folder holding the generated polyp sets, and the file whose presence means they are complete.
+POLYP_DEMO_FOLDER, POLYP_DEMO_MARKER = "polyps_synthetic", "splits/cvc_test.txt"
+
+
+def make_demo_glas(folder: str | os.PathLike, n_train: int = 24, n_test: int = 6, seed: int = 0) -> None:
+    """Write the generated GLaS demo set (:func:`make_synthetic_glas`, Warwick layout, :data:`DEMO_IMAGE_SIZE`).
+
+    Args:
+        folder: where to write it.
+        n_train: training images.
+        n_test: test images, ``n_test - n_test // 2`` in testA and ``n_test // 2`` in testB.
+        seed: seed of the generator.
+    """
+    make_synthetic_glas(
+        folder, n_train=n_train, n_test_a=n_test - n_test // 2, n_test_b=n_test // 2, size=DEMO_IMAGE_SIZE, seed=seed
+    )
+
+
+def make_demo_polyps(folder: str | os.PathLike, n_train: int = 24, n_test: int = 6, seed: int = 0) -> None:
+    """Write the generated Kvasir-SEG + CVC-ClinicDB demo sets (:func:`make_synthetic_polyps`, :data:`DEMO_IMAGE_SIZE`).
+
+    A third of the training frames are CVC-ClinicDB frames, the rest Kvasir-SEG, as in the paper's mix (900
+    Kvasir + 550 CVC); the ``n_test`` test frames are CVC-ClinicDB frames, listed in ``splits/cvc_test.txt``.
+
+    Args:
+        folder: where to write them (``Kvasir-SEG/``, ``CVC-ClinicDB/``, ``splits/``).
+        n_train: training frames.
+        n_test: CVC-ClinicDB test frames.
+        seed: seed of the generator.
+    """
+    n_cvc_train = max(1, n_train // 3)
+    make_synthetic_polyps(
+        folder,
+        n_kvasir=n_train - n_cvc_train,
+        n_cvc=n_cvc_train + n_test,
+        n_cvc_test=n_test,
+        size=DEMO_IMAGE_SIZE,
+        seed=seed,
+    )
 
 
 def _generate_once(folder: Path, marker: str, make: Callable[[Path], object]) -> Path:
@@ -60,7 +110,7 @@ def glas_or_demo(
     """The GLaS folder a bundle reads: ``dataset_dir`` when configured, else the generated demo set.
 
     Without a configured data set (``dataset_dir`` is ``None``) a small GLaS-like set in the Warwick layout
-    (:func:`make_synthetic_glas`: 24 training and 3 + 3 test images of 96 x 128, seed 0, as
+    (:func:`make_demo_glas` with its defaults: 24 training and 3 + 3 test images of 96 x 128, seed 0, as
     ``python -m monai_masksup.demo``) is generated once in ``<demo_dir>/glas_synthetic`` and reused by later
     runs, and the log says so. A configured folder is returned as given: when it is missing or empty the GLaS
     indexer raises an error that names it; it never falls back to generated data.
@@ -81,12 +131,8 @@ def glas_or_demo(
         if not str(dataset_dir).strip():
             raise ValueError("`dataset_dir` is an empty string: give the GLaS folder, or leave the option out.")
         return str(dataset_dir)
-    folder = Path(demo_dir).resolve() / _GLAS_FOLDER
-    _generate_once(
-        folder,
-        "Grade.csv",
-        lambda out: make_synthetic_glas(out, n_train=24, n_test_a=3, n_test_b=3, size=DEMO_IMAGE_SIZE, seed=0),
-    )
+    folder = Path(demo_dir).resolve() / GLAS_DEMO_FOLDER
+    _generate_once(folder, GLAS_DEMO_MARKER, make_demo_glas)
     _demo_notice(folder, action, "--dataset_dir", "GlaS")
     return str(folder)
 
@@ -101,10 +147,11 @@ def polyps_or_demo(
     """The Kvasir-SEG and CVC-ClinicDB folders a bundle reads: the configured ones, else the generated demo set.
 
     Without a configured data set (both folders ``None``) small polyp sets in the native Kvasir-SEG and
-    CVC-ClinicDB layouts (:func:`make_synthetic_polyps`: 16 Kvasir-SEG and 14 CVC-ClinicDB frames of 96 x 128,
-    seed 0) are generated once in ``<demo_dir>/polyps_synthetic`` and reused, and the log says so. Configured
-    folders are returned as given (a missing or empty one is reported by the indexers, naming it); a partly
-    configured data set is refused rather than completed with generated frames.
+    CVC-ClinicDB layouts (:func:`make_demo_polyps` with its defaults: 16 Kvasir-SEG and 14 CVC-ClinicDB frames of
+    96 x 128, seed 0, as ``python -m monai_masksup.demo --bundle kvasir``) are generated once in
+    ``<demo_dir>/polyps_synthetic`` and reused, and the log says so. Configured folders are returned as given (a
+    missing or empty one is reported by the indexers, naming it); a partly configured data set is refused rather
+    than completed with generated frames.
 
     Args:
         kvasir_dir: the configured Kvasir-SEG folder, or ``None``.
@@ -135,11 +182,7 @@ def polyps_or_demo(
                 f"Give {options}, or neither folder to use the generated demo set."
             )
         return {name: None if value is None else str(value) for name, value in given.items()}
-    folder = Path(demo_dir).resolve() / _POLYP_FOLDER
-    _generate_once(
-        folder,
-        "splits/cvc_test.txt",
-        lambda out: make_synthetic_polyps(out, n_kvasir=16, n_cvc=14, n_cvc_test=6, size=DEMO_IMAGE_SIZE, seed=0),
-    )
+    folder = Path(demo_dir).resolve() / POLYP_DEMO_FOLDER
+    _generate_once(folder, POLYP_DEMO_MARKER, make_demo_polyps)
     _demo_notice(folder, action, "--kvasir_dir and --cvc_dir", "Kvasir-SEG and CVC-ClinicDB")
     return {"kvasir_dir": str(folder / "Kvasir-SEG"), "cvc_dir": str(folder / "CVC-ClinicDB")}

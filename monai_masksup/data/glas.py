@@ -117,7 +117,11 @@ def read_glas_grades(root: str | os.PathLike) -> dict[str, dict[str, str]]:
 
 
 def index_glas_warwick(
-    root: str | os.PathLike, subset: str = "train", validate: bool = True, with_grade: bool = False
+    root: str | os.PathLike,
+    subset: str = "train",
+    validate: bool = True,
+    with_grade: bool = False,
+    decode: bool = False,
 ) -> list[dict[str, str]]:
     """Index GLaS in the Warwick release layout (all files in one folder).
 
@@ -130,6 +134,9 @@ def index_glas_warwick(
         validate: check headers, sizes and file completeness with :func:`validate_datalist`.
         with_grade: add ``"patient_id"`` and ``"grade"`` from ``Grade.csv`` to every item (e.g. to
             split by patient with ``split_train_val(..., group_key="patient_id")``).
+        decode: also decode every file completely (:func:`validate_datalist` with ``decode=True``, implies
+            ``validate``): finds compressed data damaged without marker damage, which the other checks cannot
+            see, at the cost of one full decode of every image.
 
     Returns:
         ``[{"image": path, "label": path}, ...]`` sorted by name within each part.
@@ -156,10 +163,12 @@ def index_glas_warwick(
                 raise DataFileError(f"image '{item['image']}' has no row in '{root / 'Grade.csv'}'.")
             item["patient_id"] = grades[name]["patient_id"]
             item["grade"] = grades[name]["grade"]
-    return list(validate_datalist(datalist)) if validate else datalist
+    return list(validate_datalist(datalist, decode=decode)) if validate or decode else datalist
 
 
-def index_glas_export(root: str | os.PathLike, subset: str = "train", validate: bool = True) -> list[dict[str, str]]:
+def index_glas_export(
+    root: str | os.PathLike, subset: str = "train", validate: bool = True, decode: bool = False
+) -> list[dict[str, str]]:
     """Index GLaS in the common export layout ``<root>/{train,test}/{img,labelcol}``.
 
     Also accepts ``Train_Folder`` / ``Test_Folder`` / ``Validation_Folder`` split folders and
@@ -170,6 +179,9 @@ def index_glas_export(root: str | os.PathLike, subset: str = "train", validate: 
         root: the folder holding the split folders.
         subset: ``"train"``, ``"test"`` or ``"val"``.
         validate: check headers, sizes and file completeness with :func:`validate_datalist`.
+        decode: also decode every file completely (:func:`validate_datalist` with ``decode=True``, implies
+            ``validate``): finds compressed data damaged without marker damage, which the other checks cannot
+            see, at the cost of one full decode of every image.
 
     Returns:
         ``[{"image": path, "label": path}, ...]`` sorted by name.
@@ -185,11 +197,17 @@ def index_glas_export(root: str | os.PathLike, subset: str = "train", validate: 
     split_dir = _first_dir(root, _EXPORT_SPLIT_DIRS[subset]) or root / _EXPORT_SPLIT_DIRS[subset][0]
     image_dir = _first_dir(split_dir, _EXPORT_IMAGE_DIRS) or split_dir / _EXPORT_IMAGE_DIRS[0]
     label_dir = _first_dir(split_dir, _EXPORT_LABEL_DIRS) or split_dir / _EXPORT_LABEL_DIRS[0]
-    return index_folder_pair(image_dir, label_dir, "GLaS", GLAS_EXPORT_LAYOUT, GLAS_URL, validate=validate)
+    return index_folder_pair(
+        image_dir, label_dir, "GLaS", GLAS_EXPORT_LAYOUT, GLAS_URL, validate=validate, decode=decode
+    )
 
 
 def index_glas(
-    root: str | os.PathLike, subset: str = "train", validate: bool = True, with_grade: bool = False
+    root: str | os.PathLike,
+    subset: str = "train",
+    validate: bool = True,
+    with_grade: bool = False,
+    decode: bool = False,
 ) -> list[dict[str, str]]:
     """Index GLaS in whichever layout ``root`` holds (see :func:`detect_glas_layout`).
 
@@ -199,6 +217,9 @@ def index_glas(
             ``"train"``, ``"test"`` (``"testA"`` / ``"testB"`` are refused: exports merge them) or ``"val"``.
         validate: check headers, sizes and file completeness with :func:`validate_datalist`.
         with_grade: Warwick layout only: add ``"patient_id"`` and ``"grade"`` to every item.
+        decode: also decode every file completely (:func:`validate_datalist` with ``decode=True``, implies
+            ``validate``): finds compressed data damaged without marker damage, which the other checks cannot
+            see, at the cost of one full decode of every image.
 
     Returns:
         ``[{"image": path, "label": path}, ...]``.
@@ -210,7 +231,7 @@ def index_glas(
     """
     layout, folder = detect_glas_layout(root)
     if layout == "warwick":
-        return index_glas_warwick(folder, subset, validate=validate, with_grade=with_grade)
+        return index_glas_warwick(folder, subset, validate=validate, with_grade=with_grade, decode=decode)
     if with_grade:
         raise ValueError(f"GLaS export layout in '{folder}' has no Grade.csv; with_grade needs the Warwick layout.")
-    return index_glas_export(folder, subset, validate=validate)
+    return index_glas_export(folder, subset, validate=validate, decode=decode)

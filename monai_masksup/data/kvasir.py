@@ -15,7 +15,10 @@ KVASIR_SEG_LAYOUT = "<root>/images/<id>.jpg and <root>/masks/<id>.jpg (root = th
 
 
 def index_kvasir_seg(
-    root: str | os.PathLike, ids: str | os.PathLike | Sequence[str] | None = None, validate: bool = True
+    root: str | os.PathLike,
+    ids: str | os.PathLike | Sequence[str] | None = None,
+    validate: bool = True,
+    decode: bool = False,
 ) -> list[dict[str, str]]:
     """Index Kvasir-SEG image/mask pairs.
 
@@ -27,6 +30,9 @@ def index_kvasir_seg(
         ids: ``None`` for every pair, a split file (one id per line, e.g. ``splits_medico2020/train.txt``)
             or a sequence of ids.
         validate: check headers, sizes and file completeness with :func:`validate_datalist`.
+        decode: also decode every file completely (:func:`validate_datalist` with ``decode=True``, implies
+            ``validate``): finds compressed data damaged without marker damage, which the other checks cannot
+            see, at the cost of one full decode of every image.
 
     Returns:
         ``[{"image": path, "label": path}, ...]`` sorted by name.
@@ -39,5 +45,12 @@ def index_kvasir_seg(
     if not (root / "images").is_dir() and (root / "Kvasir-SEG" / "images").is_dir():
         root = root / "Kvasir-SEG"
     return index_folder_pair(
-        root / "images", root / "masks", "Kvasir-SEG", KVASIR_SEG_LAYOUT, KVASIR_SEG_URL, ids=ids, validate=validate
+        root / "images",
+        root / "masks",
+        "Kvasir-SEG",
+        KVASIR_SEG_LAYOUT,
+        KVASIR_SEG_URL,
+        ids=ids,
+        validate=validate,
+        decode=decode,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -13,6 +14,17 @@ __all__ = ["libjpeg_messages"]
 
 # fd 1 is redirected while a file is decoded: one decode at a time
 _LOCK = threading.Lock()
+
+# How libjpeg's messages begin (its jerror.h catalogue: the warnings it recovers from and the fatal errors);
+# any other line written to fd 1 during a decode is someone else's output and is handed on to stdout.
+_LIBJPEG_LINE = re.compile(
+    r"^(Corrupt JPEG data|Premature end of JPEG file|Invalid JPEG file structure|Not a JPEG file"
+    r"|Inconsistent progression sequence|Invalid SOS parameters|Application transferred too many scanlines"
+    r"|Unknown Adobe color transform|Warning: unknown JFIF|Warning: thumbnail image size|Bogus |Unsupported "
+    r"|(Huffman|Quantization|Arithmetic) table|Empty JPEG image|JPEG datastream contains no image"
+    r"|Improper call to JPEG library|Wrong JPEG library version|Maximum supported image dimension"
+    r"|Sampling factors too large|Invalid component ID|Invalid progressive parameters)"
+)
 
 
 def _c_stdio_flush():
@@ -34,8 +46,9 @@ def libjpeg_messages(path: str | os.PathLike) -> list[str] | None:
     partly wrong image; Pillow installs a silent message handler, so ``Image.load()`` succeeds. ITK's
     ``JPEGImageIO`` (ITK is a dependency of this package and of MONAI's ``ITKReader``) keeps libjpeg's
     messages and prints them to the C ``stdout``; this function decodes with it while file
-    descriptor 1 points to a temporary file, and returns what was printed. Anything else written to
-    file descriptor 1 by other threads during the decode (a few milliseconds) would be returned too.
+    descriptor 1 points to a temporary file, and returns the lines that read as libjpeg's messages.
+    Other lines written to file descriptor 1 meanwhile (by other threads, a few milliseconds) are not
+    messages of the file: they are written to the real standard output once the decode is done.
 
     Args:
         path: the JPEG file.
@@ -47,9 +60,6 @@ def libjpeg_messages(path: str | os.PathLike) -> list[str] | None:
     """
     if _FFLUSH is None:
         return None
-    import itk
-
-    image_type = itk.Image[itk.RGBPixel[itk.UC], 2]
     with _LOCK, tempfile.TemporaryFile() as captured:
         sys.stdout.flush()
         _FFLUSH(None)
@@ -58,8 +68,7 @@ def libjpeg_messages(path: str | os.PathLike) -> list[str] | None:
         try:
             os.dup2(captured.fileno(), 1)
             try:
-                reader = itk.ImageFileReader[image_type].New(FileName=str(Path(path)), ImageIO=itk.JPEGImageIO.New())
-                reader.Update()
+                _decode_with_itk(path)
             except RuntimeError:  # a fatal libjpeg error (its message is captured too) or an unsupported file
                 failed = True
             finally:
@@ -68,7 +77,29 @@ def libjpeg_messages(path: str | os.PathLike) -> list[str] | None:
             os.dup2(saved, 1)
             os.close(saved)
         captured.seek(0)
-        lines = [line.strip() for line in captured.read().decode(errors="replace").splitlines() if line.strip()]
+        lines, others = [], []
+        for line in captured.read().splitlines(keepends=True):
+            text = line.decode(errors="replace").strip()
+            if _LIBJPEG_LINE.match(text):
+                lines.append(text)
+            else:
+                others.append(line)
+        if others:
+            _write_fd1(b"".join(others))
     if failed and not lines:
         return None
     return lines
+
+
+def _decode_with_itk(path: str | os.PathLike) -> None:
+    import itk
+
+    image_type = itk.Image[itk.RGBPixel[itk.UC], 2]
+    reader = itk.ImageFileReader[image_type].New(FileName=str(Path(path)), ImageIO=itk.JPEGImageIO.New())
+    reader.Update()
+
+
+def _write_fd1(data: bytes) -> None:
+    """Write ``data`` to file descriptor 1 (the real standard output again), whole."""
+    while data:
+        data = data[os.write(1, data) :]

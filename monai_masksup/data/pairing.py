@@ -97,6 +97,7 @@ def index_folder_pair(
     ids: str | os.PathLike | Sequence[str] | None = None,
     suffixes: Sequence[str] = IMAGE_SUFFIXES,
     validate: bool = True,
+    decode: bool = False,
 ) -> list[dict[str, str]]:
     """Index a data set stored as one image folder and one label folder with matching names.
 
@@ -109,6 +110,9 @@ def index_folder_pair(
         ids: ``None`` for every pair, a split file (one id per line) or a sequence of ids (file stems).
         suffixes: accepted file extensions.
         validate: check headers, sizes and file completeness with :func:`validate_datalist`.
+        decode: also decode every file completely (:func:`validate_datalist` with ``decode=True``, implies
+            ``validate``): finds compressed data damaged without marker damage, which the other checks cannot
+            see, at the cost of one full decode of every image.
 
     Returns:
         ``[{"image": path, "label": path}, ...]`` sorted by name.
@@ -129,4 +133,4 @@ def index_folder_pair(
     if wanted is not None:
         source = f"split file '{ids}'" if isinstance(ids, (str, os.PathLike)) else "the given ids"
         datalist = select_ids(datalist, wanted, source=source)
-    return list(validate_datalist(datalist)) if validate else datalist
+    return list(validate_datalist(datalist, decode=decode)) if validate or decode else datalist

@@ -26,6 +26,7 @@ def polyp_split(
     cvc_test_ids: IdSelection = None,
     cvc_test_fraction: float = 0.1,
     seed: int = 0,
+    decode: bool = False,
 ) -> dict[str, list[dict]]:
     """The training items and the CVC-ClinicDB test frames of the MaskSup polyp experiment.
 
@@ -48,6 +49,8 @@ def polyp_split(
             seeded fraction.
         cvc_test_fraction: fraction of the CVC-ClinicDB frames held out when ``cvc_test_ids`` is not given.
         seed: seed of that hold-out.
+        decode: also decode every image and label completely while indexing (see :func:`index_kvasir_seg`):
+            finds compressed data damaged without marker damage, at the cost of one full decode of every file.
 
     Returns:
         ``{"train": [...], "test": [...]}`` MONAI datalists (``{"image": path, "label": path}`` items).
@@ -57,7 +60,7 @@ def polyp_split(
         DataFileError: for unpaired, truncated or mismatched files, or ids (from a split file) without a pair.
         ValueError: when ``cvc_test_fraction`` is outside ``(0, 1)``.
     """
-    cvc_items = index_cvc_clinicdb(cvc_dir)
+    cvc_items = index_cvc_clinicdb(cvc_dir, decode=decode)
     if cvc_test_ids:
         test = select_ids(cvc_items, read_id_list(cvc_test_ids), source=_selection_source(cvc_test_ids))
     else:
@@ -66,6 +69,6 @@ def polyp_split(
     if cvc_train_ids:
         cvc_train = select_ids(cvc_items, read_id_list(cvc_train_ids), source=_selection_source(cvc_train_ids))
     test_images = {item["image"] for item in test}
-    train = [] if kvasir_dir is None else index_kvasir_seg(kvasir_dir, ids=kvasir_train_ids)
+    train = [] if kvasir_dir is None else index_kvasir_seg(kvasir_dir, ids=kvasir_train_ids, decode=decode)
     train += [item for item in cvc_train if item["image"] not in test_images]
     return {"train": train, "test": test}

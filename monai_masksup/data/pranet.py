@@ -49,6 +49,7 @@ def index_pranet(
     subset: str = "train",
     ids: str | os.PathLike | Sequence[str] | None = None,
     validate: bool = True,
+    decode: bool = False,
 ) -> list[dict[str, str]]:
     """Index the training set or one test set of the PraNet polyp benchmark.
 
@@ -61,6 +62,9 @@ def index_pranet(
         subset: ``"train"`` or the name of a test set folder, e.g. ``"CVC-ClinicDB"`` or ``"Kvasir"``.
         ids: optional id selection (split file or sequence of file stems).
         validate: check headers, sizes and file completeness with :func:`validate_datalist`.
+        decode: also decode every file completely (:func:`validate_datalist` with ``decode=True``, implies
+            ``validate``): finds compressed data damaged without marker damage, which the other checks cannot
+            see, at the cost of one full decode of every image.
 
     Returns:
         ``[{"image": path, "label": path}, ...]`` sorted by name.
@@ -88,4 +92,5 @@ def index_pranet(
         PRANET_URL,
         ids=ids,
         validate=validate,
+        decode=decode,
     )

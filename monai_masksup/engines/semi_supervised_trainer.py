@@ -189,7 +189,7 @@ class SemiSupervisedTrainer(MultiPassTrainer):
         consistency_weight: float = 1.0,
         rampup_epochs: float | None = None,
         box_mask_generator: Callable | None = None,
-        box_mask_key: str = "box_mask",
+        box_mask_key: str = PluginKeys.BOX_MASK,
         hole_mask_generator: Callable | None = None,
         masksup_mask_generator: Callable | None = None,
         fill_value: float = 0.0,

@@ -87,6 +87,10 @@ class RandomStates:
     restored; ``persistent_workers=True`` keeps the workers' transform states in the worker processes, which a
     checkpoint cannot reach.
 
+    State a transform keeps outside ``R`` is not saved either: the masks that ``RandHoleMask(d)`` with
+    ``draw_batch > 1`` draws ahead for its next calls are lost, and a resumed run draws a fresh set where the
+    uninterrupted run used them. Resume is exact with ``draw_batch=1`` (the default) only.
+
     Args:
         data_loader: the training data loader; ``None`` saves only the global generators.
     """

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from monai.utils import IgniteInfo, convert_to_tensor, min_version, optional_import
+from monai.utils import CommonKeys, IgniteInfo, convert_to_tensor, min_version, optional_import
 
 if TYPE_CHECKING:
     from ignite.engine import Engine, Events
@@ -16,6 +16,7 @@ else:
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
 from monai_masksup.evaluation.image_grid import tile_grid
+from monai_masksup.keys import PluginKeys
 
 __all__ = ["TensorBoardImageGrid", "image_grid"]
 
@@ -78,8 +79,8 @@ class TensorBoardImageGrid:
         self,
         summary_writer: Any | None = None,
         log_dir: str = "./runs",
-        keys: Sequence[str] = ("image", "image_masked", "pred", "label"),
-        sigmoid_keys: Sequence[str] = ("pred", "pred_masked"),
+        keys: Sequence[str] = (CommonKeys.IMAGE, PluginKeys.IMAGE_MASKED, CommonKeys.PRED, CommonKeys.LABEL),
+        sigmoid_keys: Sequence[str] = (CommonKeys.PRED, PluginKeys.PRED_MASKED),
         max_images: int = 4,
         interval: int = 1,
         epoch_level: bool = True,
@@ -99,8 +100,8 @@ class TensorBoardImageGrid:
         else:
             self._owns_writer = False
         self.writer = summary_writer
-        self.keys = tuple(keys)
-        self.sigmoid_keys = set(sigmoid_keys)
+        self.keys = tuple(str(key) for key in keys)
+        self.sigmoid_keys = {str(key) for key in sigmoid_keys}
         self.max_images = int(max_images)
         self.interval = int(interval)
         self.epoch_level = epoch_level

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import torch
 import torch.nn.functional as F
@@ -18,8 +17,8 @@ __all__ = ["MaskSupLoss"]
 
 _COMPONENT_NAMES = ("seg", "context", "task_sim")
 
-# typing.Union: the package supports Python 3.9, where ``X | Y`` cannot be evaluated at run time
-Prediction = Union[torch.Tensor, Sequence[torch.Tensor]]
+#: one prediction, or the list of a deep-supervision network's outputs (full resolution first)
+Prediction = torch.Tensor | Sequence[torch.Tensor]
 
 
 class MaskSupLoss(_Loss):

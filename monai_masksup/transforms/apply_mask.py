@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from monai.config.type_definitions import NdarrayOrTensor
 from monai.utils import convert_to_dst_type, convert_to_tensor
@@ -14,17 +13,19 @@ def apply_mask(
     image: NdarrayOrTensor, mask: NdarrayOrTensor, fill_value: float = 0.0, batched: bool = False
 ) -> NdarrayOrTensor:
     """
-    Replace the masked pixels (``mask == 1``) of every channel of ``image`` by ``fill_value``.
+    Replace the masked pixels (``mask > 0.5``) of every channel of ``image`` by ``fill_value``.
 
     Used by the masking transforms (one sample), the engines (a batch on the device) and the robustness
     evaluation, so that all three mask in the same way. The result equals
-    ``torch.where(mask == 1, fill_value, image)`` exactly, in the image's dtype, for every dtype and also where
-    the image holds NaN or infinite values (they survive outside the mask and are replaced inside it).
+    ``torch.where(mask > 0.5, fill_value, image)`` exactly, in the image's dtype, for every dtype and also where
+    the image holds NaN or infinite values (they survive outside the mask and are replaced inside it). A soft
+    mask (e.g. one resized with interpolation) is binarised at 0.5, never blended.
 
     Args:
         image: one channel-first sample ``(C, *spatial)`` or a batch ``(B, C, *spatial)``; numpy array, tensor
             or MetaTensor, on any device.
-        mask: ``(1, *spatial)`` for a sample or ``(B, 1, *spatial)`` for a batch, 1 = masked, 0 = kept.
+        mask: ``(1, *spatial)`` for a sample or ``(B, 1, *spatial)`` for a batch, 1 = masked, 0 = kept; values
+            above 0.5 count as masked.
         fill_value: value written into the masked pixels.
         batched: ``image`` is a batch (a ``(B, C, H, W)`` batch and a ``(C, H, W, D)`` sample have the same
             number of dimensions, so this cannot be inferred).
@@ -53,7 +54,8 @@ def apply_mask(
         raise ValueError(
             f"apply_mask: mask spatial shape {tuple(mask_t.shape[1:])} differs from image {tuple(img_t.shape[1:])}."
         )
-    mask_t = mask_t.to(img_t.device)
+    # binarised once, before choosing a path, so that the product below and the select agree on any mask
+    mask_t = (mask_t if mask_t.dtype == torch.bool else mask_t > 0.5).to(img_t.device)
     masked = None
     if img_t.is_floating_point() and img_t.device.type == "cpu":
         # image * (1 - mask) + fill * mask: branch-free, several times faster on CPU than a select with a random
@@ -71,7 +73,7 @@ def apply_mask(
             fill = torch.as_tensor(fill_value, dtype=img_t.dtype, device=img_t.device)
         except RuntimeError as e:  # e.g. a negative fill for a uint8 image
             raise ValueError(f"fill_value {fill_value} does not fit the image dtype {img_t.dtype}: {e}") from e
-        masked = torch.where(mask_t.bool(), fill, img_t)
+        masked = torch.where(mask_t, fill, img_t)
     if batched:
         masked = masked.swapaxes(0, 1)
     out, *_ = convert_to_dst_type(masked, dst=image)

@@ -19,6 +19,8 @@ from monai.config.type_definitions import NdarrayOrTensor
 from monai.transforms import MapTransform, Randomizable, RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type
 
+from monai_masksup.keys import PluginKeys
+
 from .spatial_size import as_spatial_size, check_channel_first_image, shared_spatial_size
 
 __all__ = ["BoxMaskGenerator", "RandBoxMask", "RandBoxMaskd"]
@@ -460,7 +462,7 @@ class RandBoxMaskd(Randomizable, MapTransform):
     def __init__(
         self,
         keys: KeysCollection,
-        mask_key: str = "box_mask",
+        mask_key: str = PluginKeys.BOX_MASK,
         prop_range: float | Sequence[float] = 0.5,
         n_boxes: int = 1,
         random_aspect_ratio: bool = True,

@@ -59,7 +59,9 @@ class RandHoleMask(RandomizableTransform):
     docs/benchmarks.md), at the cost of keeping up to k masks in memory. The kept masks are dropped when the
     image size or device changes and by ``set_random_state``, so use it where the images share one size (after
     a resize or crop): with a new size at every call it would draw k masks to use one. ``draw_batch=1``
-    (default) draws one mask per call.
+    (default) draws one mask per call. The masks drawn ahead are not part of the random state that a training
+    checkpoint saves (:py:class:`~monai_masksup.handlers.random_states.RandomStates` saves ``R``): a run resumed
+    from a checkpoint continues exactly as the uninterrupted run only with ``draw_batch=1``.
 
     Args:
         coverage: hole ratio bin "low" (0.01, 0.1], "high" (0.5, 0.6], a ``(lo, hi)`` pair or ``None`` (raw
@@ -190,7 +192,7 @@ class RandHoleMaskd(Randomizable, MapTransform):
         prob: probability of masking.
         mask_generator: any :py:class:`MaskGenerator` to use instead of ``HoleMaskGenerator(coverage)``.
         draw_batch: masks drawn per call of the generator and kept for the next calls, see
-            :py:class:`RandHoleMask`.
+            :py:class:`RandHoleMask`; the kept masks are not checkpointed, so resume is exact with 1 only.
         allow_missing_keys: do not raise for absent keys.
 
     Raises:

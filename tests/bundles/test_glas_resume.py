@@ -87,11 +87,6 @@ def test_resume_without_checkpoint_starts_from_scratch(tmp_path):
 
 @pytest.mark.slow
 def test_resumed_bundle_run_repeats_the_uninterrupted_run(tmp_path):
-    from monai_masksup.engines import MaskSupTrainer
-    from monai_masksup.engines.extra_state import ExtraStateOwner
-
-    if not issubclass(MaskSupTrainer, ExtraStateOwner):
-        pytest.skip("MaskSupTrainer does not register its mask generator as extra_state() yet")
     data = make_synthetic_glas(tmp_path / "data", n_train=8, n_test_a=1, n_test_b=1, size=(48, 48))
     common = {"dataset_dir": str(data), **TINY_RUN}
     bundle_run(GLAS_BUNDLE, ["train.json", "demo.json"], bundle_root=str(tmp_path / "once"), epochs=4, **common)

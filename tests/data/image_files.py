@@ -56,3 +56,21 @@ def overwrite(path: Path, offset: int, new: bytes) -> None:
     data = bytearray(path.read_bytes())
     data[offset : offset + len(new)] = new
     path.write_bytes(bytes(data))
+
+
+def zero_jpeg_scan(path: Path, fraction: float = 0.4, n_bytes: int = 32) -> Path:
+    """Overwrite ``n_bytes`` of a JPEG's compressed data with zeros at ``fraction`` of it, keeping the length.
+
+    Zero bytes form no marker, so the marker structure and the end marker stay intact (the cheap checks pass)
+    while the Huffman codes break: libjpeg warns and Pillow decodes a partly wrong image without a word.
+    """
+    data = path.read_bytes()
+    start, end = jpeg_scan_start(data), data.rindex(b"\xff\xd9")
+    overwrite(path, start + int((end - start) * fraction), bytes(n_bytes))
+    return path
+
+
+def write_zeroed_jpeg(path: Path) -> Path:
+    """Write a smooth RGB JPEG damaged in the middle of its compressed data (:func:`zero_jpeg_scan`)."""
+    write_smooth_rgb(path)
+    return zero_jpeg_scan(path)

@@ -64,3 +64,23 @@ def test_partly_configured_polyp_data_is_refused(tmp_path):
 def test_inference_needs_only_the_cvc_folder(tmp_path):
     dirs = polyps_or_demo(None, str(tmp_path / "CVC-ClinicDB"), tmp_path / "demo", need_kvasir=False)
     assert dirs == {"kvasir_dir": None, "cvc_dir": str(tmp_path / "CVC-ClinicDB")}
+
+
+def _file_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("bundle", ["glas", "kvasir"])
+def test_demo_command_at_its_defaults_writes_the_bundles_demo_set(tmp_path, bundle):
+    # `python -m monai_masksup.demo` and a bundle run without a data set use one generator: same files, same bytes
+    from monai_masksup.demo import DEMOS
+
+    if bundle == "glas":
+        bundle_set = Path(glas_or_demo(None, tmp_path / "bundle"))
+    else:
+        bundle_set = Path(polyps_or_demo(None, None, tmp_path / "bundle")["cvc_dir"]).parent
+    demo = DEMOS[bundle]
+    demo.make(tmp_path / "demo" / demo.data_name, 24, 6, 0)
+    demo_files = _file_bytes(tmp_path / "demo" / demo.data_name)
+    assert demo.marker in demo_files and bundle_set.name == demo.data_name
+    assert demo_files == _file_bytes(bundle_set)

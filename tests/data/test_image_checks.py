@@ -6,7 +6,16 @@ import tifffile
 
 from monai_masksup.data import DataFileError, check_complete, image_size, validate_datalist
 
-from .image_files import jpeg_scan_start, overwrite, truncate, write_grey, write_pair, write_rgb, write_smooth_rgb
+from .image_files import (
+    jpeg_scan_start,
+    overwrite,
+    truncate,
+    write_grey,
+    write_pair,
+    write_rgb,
+    write_smooth_rgb,
+    write_zeroed_jpeg,
+)
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp"])
@@ -94,11 +103,7 @@ def test_png_damage_also_fails_decoding_with_the_file_named(tmp_path):
 
 
 def test_jpeg_damage_without_marker_is_found_by_decoding_with_the_file_named(tmp_path):
-    path = tmp_path / "polyp.jpg"
-    write_smooth_rgb(path)
-    data = path.read_bytes()
-    start, end = jpeg_scan_start(data), data.rindex(b"\xff\xd9")
-    overwrite(path, start + int((end - start) * 0.4), bytes(32))
+    path = write_zeroed_jpeg(tmp_path / "polyp.jpg")
     check_complete(path)  # no stray marker: the cheap check cannot see this damage
     with pytest.raises(DataFileError, match=r"polyp\.jpg' is damaged: decoding it, libjpeg reports 'Corrupt JPEG"):
         validate_datalist([{"image": str(path)}], decode=True)

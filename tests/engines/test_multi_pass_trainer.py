@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -407,3 +408,26 @@ def test_masksup_trainer_registers_its_seeded_mask_generator():
     seeded.state.max_epochs = 2
     seeded.run()
     torch.testing.assert_close(seeded.state.output["hole_mask"], first_run_mask)
+
+
+def test_monai_trainer_run_only_sets_the_scaler_before_workflow_run(monkeypatch):
+    # MultiPassTrainer.run calls Workflow.run itself, skipping MONAI's Trainer.run, on the ground that Trainer.run
+    # (MONAI 1.6.1) does nothing but replace the scaler: this pins that ground, so a MONAI release that does more
+    # there (or overrides run() anywhere between SupervisedTrainer and Workflow) fails here, not silently.
+    from monai.engines.trainer import Trainer
+    from monai.engines.workflow import Workflow
+
+    overriding = [c for c in SupervisedTrainer.__mro__ if issubclass(c, Workflow) and "run" in vars(c)]
+    assert overriding == [Trainer, Workflow]
+    engine = _base(_batches(1), trainer_class=SupervisedTrainer, amp=True)
+    before = dict(vars(engine)), dict(vars(engine.state))
+    seen = []
+    monkeypatch.setattr(Workflow, "run", lambda self: seen.append((dict(vars(self)), dict(vars(self.state)))))
+    with warnings.catch_warnings():  # torch.cuda.amp.GradScaler is deprecated, and warns without CUDA
+        warnings.simplefilter("ignore")
+        Trainer.run(engine)
+    assert len(seen) == 1
+    attributes, state = seen[0]
+    assert state.keys() == before[1].keys() and all(state[k] is before[1][k] for k in state)
+    assert attributes.keys() == before[0].keys()
+    assert [k for k in attributes if attributes[k] is not before[0][k]] == ["scaler"]

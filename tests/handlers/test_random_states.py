@@ -68,3 +68,30 @@ def test_random_transforms_are_found_at_any_depth_once():
         "transform.transforms.1.transforms.1",
         "transform.transforms.1.transforms.1.dropper",
     ]
+
+
+def test_hole_masks_resume_exactly_with_draw_batch_one_only():
+    # as the RandomStates and RandHoleMask(d) docstrings say: the masks that draw_batch > 1 keeps for later calls
+    # are not random state, so a restored run draws a fresh set where the uninterrupted one used the kept masks
+    from monai_masksup.transforms import RandHoleMaskd
+
+    def run(draw_batch: int) -> tuple[DataLoader, RandomStates]:
+        data = [{"image": np.ones((1, 16, 16), dtype=np.float32)} for _ in range(4)]
+        transform = Compose([RandHoleMaskd("image", coverage=None, draw_batch=draw_batch)])
+        transform.set_random_state(seed=5)
+        loader = DataLoader(Dataset(data, transform), batch_size=1, shuffle=False, num_workers=0)
+        return loader, RandomStates(loader)
+
+    def masks_after_restore(draw_batch: int) -> tuple[list, list]:
+        loader, states = run(draw_batch)
+        next(iter(loader))  # one mask used: with draw_batch 2 the second one is kept for the next call
+        saved = _through_file(states.state_dict())
+        expected = [batch["hole_mask"] for batch in loader]
+        resumed_loader, resumed_states = run(draw_batch)  # a new process, resuming from the checkpoint
+        resumed_states.load_state_dict(saved)
+        return expected, [batch["hole_mask"] for batch in resumed_loader]
+
+    expected, resumed = masks_after_restore(draw_batch=1)
+    assert all(torch.equal(a, b) for a, b in zip(expected, resumed))
+    expected, resumed = masks_after_restore(draw_batch=2)
+    assert not torch.equal(expected[0], resumed[0])

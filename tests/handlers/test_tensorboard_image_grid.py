@@ -43,3 +43,9 @@ def test_image_grid_shows_an_all_foreground_mask_white():
     assert grid[:, 0, 0].tolist() == [0.0, 0.0, 0.0] and grid[:, 3, 3].tolist() == [1.0, 1.0, 1.0]
     assert torch.equal(grid[:, :, 4:8], torch.ones(3, 4, 4))  # a constant 1 mask is white, not black
     assert torch.equal(grid[:, :, 8:12], torch.zeros(3, 4, 4))
+
+
+def test_default_grid_columns_are_image_masked_image_prediction_label():
+    grid = TensorBoardImageGrid(summary_writer=object())
+    assert grid.keys == ("image", "image_masked", "pred", "label")
+    assert grid.sigmoid_keys == {"pred", "pred_masked"}

@@ -70,3 +70,22 @@ def test_mismatched_shapes_raise_naming_both():
         apply_mask(torch.zeros(3, 4, 4), torch.zeros(1, 8, 8))
     with pytest.raises(ValueError, match=r"\(3, 1, 4, 4\) does not fit an image of shape \(2, 3, 4, 4\)"):
         apply_mask(torch.zeros(2, 3, 4, 4), torch.zeros(3, 1, 4, 4), batched=True)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_soft_mask_is_binarised_at_one_half_on_both_paths(batched):
+    # float32 on CPU takes the product path, int32 and an image with a non-finite value take the select path;
+    # all three must mask exactly the pixels whose mask value is above 0.5 and keep the others as they are.
+    soft = torch.tensor([0.0, 0.2, 0.5, 0.51, 0.8, 1.0]).view(1, 1, 6).expand(1, 2, 6).clone()
+    img = torch.arange(10.0, 10.0 + 3 * 2 * 6).view(3, 2, 6)
+    if batched:
+        soft, img = soft.unsqueeze(0).expand(2, -1, -1, -1), img.unsqueeze(0).expand(2, -1, -1, -1)
+    kept = torch.tensor([True, True, True, False, False, False]).expand_as(img)
+    want = torch.where(kept, img, torch.tensor(-1.0))
+    with_inf = img.clone()
+    with_inf[..., 0, 0] = float("inf")  # an unmasked pixel: sends the float image to the select path
+    want_inf = want.clone()
+    want_inf[..., 0, 0] = float("inf")
+    assert torch.equal(apply_mask(img, soft, -1.0, batched=batched), want)
+    assert torch.equal(apply_mask(img.int(), soft, -1.0, batched=batched), want.int())
+    assert torch.equal(apply_mask(with_inf, soft, -1.0, batched=batched), want_inf)
