@@ -63,8 +63,7 @@ def _overrides(data: Path, bundle: Path) -> dict:
 
 
 def _indexed(bundle: Path, overrides: dict, tmp_path: Path) -> list:
-    """The datalist holding the damaged file: Kvasir's training items, GLaS's test items (the bundle's GLaS
-    training items need the Warwick layout's Grade.csv)."""
+    """The datalist holding the damaged file: Kvasir's training items, GLaS's test items."""
     parser = ConfigParser()
     parser.read_config(configs(bundle, "train.json"))
     for key, value in {"bundle_root": str(tmp_path), **overrides}.items():
