@@ -44,7 +44,7 @@ class MaskSupBundleTrainTask(BundleTrainTask):
       ``train.json``) and the request's ``semi_supervised`` is true, the datastore's unlabelled images go to
       ``train#unlabeled_dataset#data``. Without that file the task trains the supervised config and logs so.
 
-    Each run writes ``last_train.json`` in the work folder: the config files, the numbers of labelled and
+    Each run writes ``last_train.json`` in the work folder: the config files, the numbers of training, validation and
     unlabelled images, whether it was semi-supervised and why not, and the published model.
 
     Args:
@@ -101,12 +101,12 @@ class MaskSupBundleTrainTask(BundleTrainTask):
             }
         )
         self._run_summary["config_files"] = self.served_bundle.train_config_files(self._semi_supervised)
-        self._run_summary["labelled"] = len(overrides[self.const.key_train_dataset_data()])
-        self._run_summary["validation"] = len(overrides.get(self.const.key_validate_dataset_data()) or [])
+        self._run_summary["training_images"] = len(overrides[self.const.key_train_dataset_data()])
+        self._run_summary["validation_images"] = len(overrides.get(self.const.key_validate_dataset_data()) or [])
         if self._semi_supervised and self._datastore is not None:
             unlabeled = [{"image": self._datastore.get_image_uri(i)} for i in self._datastore.get_unlabeled_images()]
             overrides["train#unlabeled_dataset#data"] = unlabeled
-            self._run_summary["unlabelled"] = len(unlabeled)
+            self._run_summary["unlabelled_images"] = len(unlabeled)
         return overrides
 
     def run_single_gpu(self, request: dict[str, Any], overrides: dict[str, Any]) -> None:

@@ -1,0 +1,378 @@
+"""The MONAI Label app against a real MONAI Label 0.8.5 server: labels, auto-segmentation, bad requests, training.
+
+The server runs in the separate environment of ``apps/monailabel/requirements-label.txt`` (its python in
+``$MONAI_MASKSUP_LABEL_PYTHON``, default ``/work/label-venv/bin/python``); without it every test here skips and
+says how to build it. One server, on 127.0.0.1 and a free port, serves both bundles with the demo network
+(``configs/demo.json``) for the whole module, from copies of the bundles and a temporary studies folder
+(generated PNG images, and real Kvasir-SEG, CVC-ClinicDB and GlaS images copied from ``../shared/data``). It is
+stopped when the module ends, whatever happened. The tests run in file order: training comes last.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.apps.conftest import APP_DIR, label_python
+from tests.conftest import DATA_DIR, PROJECT_ROOT
+
+pytestmark = [pytest.mark.monailabel, pytest.mark.slow]
+
+BUNDLES = ("masksup_glas", "masksup_kvasir")
+KVASIR_IDS = ("cju0qkwl35piu0993l0dewei2", "cju0qoxqj9q6s0835b43399p4", "cju0qx73cjw570799j4n5cjze")
+GLAS_IDS = ("testA_1", "train_1")
+CVC_FRAME = "1"
+GENERATED_IDS = tuple(f"generated_{i}" for i in range(4))
+SERVER_START_S = 180
+TRAIN_S = 300
+REQUEST_S = 120
+
+
+# --- the server's environment --------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _untrained_model(bundle: Path) -> None:
+    """A seeded, untrained demo network as the bundle's ``models/model.pt`` (a training here takes 20 s)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")])
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def")
+    (bundle / "models").mkdir()
+    torch.save(network.state_dict(), bundle / "models" / "model.pt")
+
+
+def _generated_image(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image ``(H, W, 3)`` with bright discs on a textured background, and its 0/1 disc mask ``(H, W)``."""
+    rng = np.random.default_rng(seed)
+    height, width = 96 + 8 * seed, 128
+    rows, cols = np.mgrid[:height, :width]
+    mask = np.zeros((height, width), bool)
+    for _ in range(3):
+        r, c, radius = rng.integers(16, height - 16), rng.integers(16, width - 16), rng.integers(8, 16)
+        mask |= (rows - r) ** 2 + (cols - c) ** 2 <= radius**2
+    image = rng.integers(20, 90, (height, width, 3))
+    image[mask] = rng.integers(170, 250, (int(mask.sum()), 3))
+    return image.astype(np.uint8), mask.astype(np.uint8)
+
+
+def _studies(folder: Path) -> dict[str, Path]:
+    """Fill the studies folder; returns ``{image id: file}``. Real images come from ``../shared/data``."""
+    folder.mkdir()
+    images = {}
+    for i, name in enumerate(GENERATED_IDS):
+        image, _ = _generated_image(i)
+        Image.fromarray(image).save(folder / f"{name}.png")
+        images[name] = folder / f"{name}.png"
+    kvasir = DATA_DIR / "kvasir_seg" / "Kvasir-SEG" / "images"
+    cvc = DATA_DIR / "cvc_clinicdb" / "CVC-ClinicDB" / "Original"
+    glas = DATA_DIR / "glas_images_unlabelled"
+    if kvasir.is_dir() and cvc.is_dir() and glas.is_dir():
+        for name in KVASIR_IDS:
+            images[name] = Path(shutil.copy(kvasir / f"{name}.jpg", folder))
+        images[f"cvc_{CVC_FRAME}"] = Path(shutil.copy(cvc / f"{CVC_FRAME}.tif", folder / f"cvc_{CVC_FRAME}.tif"))
+        for name in GLAS_IDS:
+            images[name] = Path(shutil.copy(glas / f"{name}.bmp", folder))
+    # random bytes under an image name: the datastore lists it, no reader can open it
+    (folder / "corrupt.png").write_bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    return images
+
+
+class LabelServer:
+    """A running ``monailabel start_server`` and what it serves."""
+
+    def __init__(self, root: Path, python: str) -> None:
+        self.root = root
+        self.bundles = root / "bundles"
+        self.studies = root / "studies"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = root / "server.log"
+        self.python = python
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            # the checkout's monai_masksup, whatever the label environment has installed
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+            "MONAI_LABEL_DATASTORE_FILE_EXT": json.dumps(["*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.bmp"]),
+            "MONAI_LABEL_SESSION_PATH": str(self.root / "sessions"),
+        }
+        command = [self.python, "-m", "monailabel.main", "start_server", "--app", str(APP_DIR)]
+        command += ["--studies", str(self.studies), "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--conf", "bundles", str(self.bundles), "--conf", "configs", "demo.json"]
+        with open(self.log_path, "wb") as log:
+            # its own process group: stop() ends the server and the training processes it starts
+            self.process = subprocess.Popen(
+                command, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + SERVER_START_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if self.get("/info/")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"no answer from {self.url}/info/ within {SERVER_START_S} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, bytes, str]:
+        """``(status, body, content type)`` of one request; HTTP errors are answers too."""
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=REQUEST_S) as answer:
+                return answer.status, answer.read(), answer.headers.get("content-type", "")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read(), error.headers.get("content-type", "")
+
+    def get(self, path: str) -> tuple[int, bytes, str]:
+        return self.request("GET", path)
+
+    def post_json(self, path: str, payload: dict | None = None) -> tuple[int, bytes, str]:
+        body = json.dumps(payload or {}).encode()
+        return self.request("POST", path, body, {"Content-Type": "application/json"})
+
+    def put_file(self, path: str, field: str, file: Path) -> tuple[int, bytes, str]:
+        boundary = uuid.uuid4().hex
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{file.name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        body += file.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        return self.request("PUT", path, body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+
+    def info(self) -> dict:
+        status, body, _ = self.get("/info/")
+        assert status == 200, body
+        return json.loads(body)
+
+    def infer_mask(self, model: str, image_id: str) -> np.ndarray:
+        status, body, content_type = self.post_json(f"/infer/{model}?image={image_id}&output=image")
+        assert status == 200, f"{model} on {image_id}: {status} {body[:500]!r}\n{self.log_tail()}"
+        assert content_type == "image/png", content_type
+        out = self.root / f"served_{model}_{image_id}.png"
+        out.write_bytes(body)
+        with Image.open(out) as mask:
+            assert mask.mode == "L", f"the mask is {mask.mode}, not 8-bit grey"
+            return np.array(mask)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelServer]:
+    python = label_python()
+    root = tmp_path_factory.mktemp("monailabel")
+    for name in BUNDLES:
+        shutil.copytree(
+            PROJECT_ROOT / "bundles" / name, root / "bundles" / name, ignore=shutil.ignore_patterns("models", "eval")
+        )
+        _untrained_model(root / "bundles" / name)
+    # a stand-in for the semi-supervised override of issue #13 (train#unlabeled_dataset#data), merged over
+    # train.json: it records the unlabelled list it is handed, then trains as train.json does
+    (root / "bundles" / "masksup_glas" / "configs" / "train_semisup.json").write_text(
+        json.dumps(
+            {
+                "train#unlabeled_dataset": {"_target_": "Dataset", "data": []},
+                "run": [
+                    # str() of a list of str, read back with ast.literal_eval (MONAI parses an expression
+                    # naming "import" as an import statement)
+                    "$open(@output_dir + '/unlabeled_seen.txt', 'w').write(str("
+                    "[d['image'] for d in @train#unlabeled_dataset#data]))",
+                    "$@train#trainer.run()",
+                ],
+            }
+        )
+    )
+    _studies(root / "studies")
+    label_server = LabelServer(root, python)
+    try:
+        label_server.start()
+        yield label_server
+    finally:
+        label_server.stop()
+
+
+def _needs_real_data() -> None:
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"real data subsets {DATA_DIR} are absent (../shared/data is not beside the project)")
+
+
+def _bundle_masks(server: LabelServer, model: str, image_ids: list[str], tag: str) -> dict[str, np.ndarray]:
+    """The masks ``python -m monai.bundle run`` writes with ``inference.json`` + ``demo.json`` for the images."""
+    bundle = server.bundles / model
+    images = sorted(p for p in server.studies.iterdir() if p.is_file() and p.stem in image_ids)
+    inputs = server.root / f"input_{model}_{tag}"
+    inputs.mkdir()
+    for image in images:
+        shutil.copy(image, inputs)
+    predictions = server.root / f"predictions_{model}_{tag}"
+    configs = [str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")]
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", json.dumps(configs)]
+    command += ["--bundle_root", str(bundle), "--input_dir", str(inputs), "--prediction_dir", str(predictions)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(command, cwd=server.root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    masks = {}
+    for image in images:
+        with Image.open(predictions / f"{image.stem}_mask.png") as mask:
+            masks[image.stem] = np.array(mask)
+    return masks
+
+
+def _assert_served_equals_bundle(server: LabelServer, model: str, image_ids: list[str], tag: str) -> None:
+    expected = _bundle_masks(server, model, image_ids, tag)
+    assert sorted(expected) == sorted(image_ids)
+    for image_id, bundle_mask in expected.items():
+        served = server.infer_mask(model, image_id)
+        assert served.shape == bundle_mask.shape, image_id
+        assert set(np.unique(served)) <= {0, 1}, f"{image_id}: values {np.unique(served)} are not class indices"
+        # the bundle writes foreground 255, MONAI Label's labels are class indices
+        np.testing.assert_array_equal(served, (bundle_mask == 255).astype(np.uint8), err_msg=f"{model} {image_id}")
+
+
+# --- the tests, in file order --------------------------------------------------------------------------------
+
+
+def test_info_publishes_each_bundle_with_its_label_as_1(server):
+    info = server.info()
+    assert set(info["models"]) == set(BUNDLES)
+    assert set(info["trainers"]) == set(BUNDLES)
+    assert info["models"]["masksup_glas"]["labels"] == {"gland": 1}
+    assert info["models"]["masksup_kvasir"]["labels"] == {"polyp": 1}
+    assert info["models"]["masksup_kvasir"]["dimension"] == 2
+    # only the served model file is offered: no interval checkpoints in models/
+    assert info["models"]["masksup_kvasir"]["config"]["model_filename"] == ["model.pt"]
+    assert info["trainers"]["masksup_glas"]["config"]["semi_supervised"] is True
+    assert info["trainers"]["masksup_kvasir"]["config"]["semi_supervised"] is False
+
+
+def test_generated_png_masks_equal_the_bundle_inference_output(server):
+    _assert_served_equals_bundle(server, "masksup_glas", list(GENERATED_IDS[:2]), "generated")
+
+
+def test_real_jpeg_tiff_and_bmp_masks_equal_the_bundle_inference_output(server):
+    _needs_real_data()
+    _assert_served_equals_bundle(server, "masksup_kvasir", [KVASIR_IDS[0], f"cvc_{CVC_FRAME}"], "real")
+    _assert_served_equals_bundle(server, "masksup_glas", [GLAS_IDS[0]], "real")
+
+
+@pytest.mark.parametrize(
+    "path, named",
+    [
+        ("/infer/masksup_nothing?image=generated_0", "masksup_nothing"),
+        ("/infer/masksup_kvasir?image=no_such_image", "no_such_image"),
+        ("/infer/masksup_kvasir", "Image"),
+        ("/infer/masksup_kvasir?image=corrupt", "corrupt.png"),
+    ],
+    ids=["unknown model", "unknown image", "missing image parameter", "corrupt image"],
+)
+def test_bad_request_answers_500_naming_the_model_or_file_and_the_server_still_answers(server, path, named):
+    status, body, _ = server.post_json(path)
+    assert status == 500, body
+    detail = json.loads(body)["detail"]
+    assert named in detail
+    assert server.get("/info/")[0] == 200
+
+
+def test_training_on_saved_labels_publishes_a_model_that_the_server_reloads(server):
+    _needs_real_data()
+    model_file = server.bundles / "masksup_kvasir" / "models" / "model.pt"
+    before = model_file.read_bytes()
+    # MONAI Label's labels are class indices: the Kvasir-SEG JPEG masks (> 127 is polyp) saved as 0/1 PNGs
+    for image_id in KVASIR_IDS:
+        with Image.open(DATA_DIR / "kvasir_seg" / "Kvasir-SEG" / "masks" / f"{image_id}.jpg") as mask:
+            label = (np.array(mask.convert("L")) > 127).astype(np.uint8)
+        label_file = server.root / f"label_{image_id}.png"
+        Image.fromarray(label).save(label_file)
+        status, body, _ = server.put_file(f"/datastore/label?image={image_id}&tag=final", "label", label_file)
+        assert status == 200, body
+    result = _train(server, "masksup_kvasir", {"max_epochs": 1, "val_split": 0.34})
+    assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
+
+    summary = json.loads((server.bundles / "masksup_kvasir" / "eval" / "monailabel" / "last_train.json").read_text())
+    assert summary["training_images"] == 2 and summary["validation_images"] == 1
+    assert summary["semi_supervised"] is False and "no configs/train_semisup.json" in summary["supervised_because"]
+    assert model_file.read_bytes() != before
+    # interval checkpoints stay out of models/, so MONAI Label offers only the trained model
+    assert sorted(p.name for p in model_file.parent.iterdir()) == ["model.pt", "model.pt.record.json"]
+    assert server.info()["models"]["masksup_kvasir"]["config"]["model_filename"] == ["model.pt"]
+    # the server reloads the new weights: its masks equal the bundle's with them
+    _assert_served_equals_bundle(server, "masksup_kvasir", [KVASIR_IDS[1], "generated_2"], "trained")
+    assert "Reload model from cache" in server.log_path.read_text(errors="replace")
+
+
+def test_semi_supervised_training_hands_the_unlabelled_studies_to_the_config(server):
+    for i, image_id in enumerate(GENERATED_IDS[:3]):
+        label_file = server.root / f"label_{image_id}.png"
+        Image.fromarray(_generated_image(i)[1]).save(label_file)
+        status, body, _ = server.put_file(f"/datastore/label?image={image_id}&tag=final", "label", label_file)
+        assert status == 200, body
+    result = _train(server, "masksup_glas", {"max_epochs": 1, "val_split": 0.34})
+    assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
+
+    work_dir = server.bundles / "masksup_glas" / "eval" / "monailabel"
+    seen = {Path(p).name for p in ast.literal_eval((work_dir / "unlabeled_seen.txt").read_text())}
+    # every study without a final label: the other generated image, the corrupt file, the real images left
+    labelled = {p.stem for p in (server.studies / "labels" / "final").iterdir()}
+    assert set(GENERATED_IDS[:3]) <= labelled
+    expected = {p.name for p in server.studies.iterdir() if p.is_file() and p.stem not in labelled}
+    assert seen == expected
+    summary = json.loads((work_dir / "last_train.json").read_text())
+    assert summary["semi_supervised"] is True and summary["unlabelled_images"] == len(expected)
+    assert summary["config_files"][1].endswith("train_semisup.json")
+
+
+def _train(server: LabelServer, model: str, params: dict) -> dict:
+    """Start a training through ``POST /train/<model>`` and wait (bounded) for it to end; its last status."""
+    status, body, _ = server.post_json(f"/train/{model}", params)
+    assert status == 200, body
+    deadline = time.monotonic() + TRAIN_S
+    while time.monotonic() < deadline:
+        status, body, _ = server.get("/train/")
+        assert status == 200, body
+        task = json.loads(body)
+        if task.get("status") not in ("SUBMITTED", "RUNNING"):
+            return task
+        time.sleep(2)
+    raise TimeoutError(f"training of {model} did not end within {TRAIN_S} s:\n{server.log_tail()}")
