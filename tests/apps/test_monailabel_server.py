@@ -356,7 +356,8 @@ def test_semi_supervised_training_hands_the_unlabelled_studies_to_the_config(ser
     # every study without a final label: the other generated image, the corrupt file, the real images left
     labelled = {p.stem for p in (server.studies / "labels" / "final").iterdir()}
     assert set(GENERATED_IDS[:3]) <= labelled
-    expected = {p.name for p in server.studies.iterdir() if p.is_file() and p.stem not in labelled}
+    studies = [p for p in server.studies.iterdir() if p.suffix in {".png", ".jpg", ".tif", ".bmp"}]
+    expected = {p.name for p in studies if p.stem not in labelled}
     assert seen == expected
     summary = json.loads((work_dir / "last_train.json").read_text())
     assert summary["semi_supervised"] is True and summary["unlabelled_images"] == len(expected)
