@@ -44,6 +44,9 @@ class MaskSupBundleTrainTask(BundleTrainTask):
       ``train.json``) and the request's ``semi_supervised`` is true, the datastore's unlabelled images go to
       ``train#unlabeled_dataset#data``. Without that file the task trains the supervised config and logs so.
 
+    Training runs on one device (``multi_gpu`` is off): MONAI Label's multi-GPU path, torchrun on an exported
+    config, is untested with these bundles and would not publish the model.
+
     Each run writes ``last_train.json`` in the work folder: the config files, the numbers of training, validation and
     unlabelled images, whether it was semi-supervised and why not, and the published model.
 
@@ -66,8 +69,7 @@ class MaskSupBundleTrainTask(BundleTrainTask):
 
     def config(self) -> dict[str, Any]:
         options = super().config()
-        # the bundles have no multi-GPU path through MONAI Label's torchrun command (it reads a fixed file name)
-        options["multi_gpu"] = False
+        options["multi_gpu"] = False  # see __call__
         options["semi_supervised"] = self.served_bundle.has_semisup_config
         return options
 
@@ -85,7 +87,9 @@ class MaskSupBundleTrainTask(BundleTrainTask):
             self._run_summary["supervised_because"] = reason
         # the parser is re-read per request: the semi-supervised override changes the config
         self.bundle_config = self._load_bundle_config(self.bundle_path, self.bundle_config_path)
-        request = {**request, "multi_gpu": False}
+        # one device: MONAI Label's multi-GPU path (torchrun on an exported config) is untested with these
+        # bundles and would skip publishing the model
+        request = {**request, "multi_gpu": False, "force_multi_gpu": False}
         result = super().__call__(request, datastore)
         return {**(result or {}), **self._run_summary}
 
