@@ -1,6 +1,7 @@
 """A last line naming the file when a data error ends a program, after the traceback that buries it.
 
-Importing this module (``monai_masksup.data`` does) installs :func:`data_error_excepthook` once.
+Nothing is installed at import: a program (the bundles do, first thing in ``initialize``) calls
+:func:`install_data_error_summary` to opt in, so importing ``monai_masksup`` leaves ``sys.excepthook`` alone.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def data_error_excepthook(
 ) -> None:
     """Print the traceback as the previous hook does, then the data error's summary as the last line.
 
-    Before printing, waits (at most 10 s) for ``ThreadPool`` workers, e.g. those of ``CacheDataset``,
-    to finish the item they hold (:func:`wait_for_pool_workers`): otherwise the interpreter may abort
-    while they run and the process ends with status 134 instead of 1.
+    When the exception holds a data error, first waits (at most 10 s) for ``ThreadPool`` workers, e.g.
+    those of ``CacheDataset``, to finish the item they hold (:func:`wait_for_pool_workers`): otherwise the
+    interpreter may abort while they run and the process ends with status 134 instead of 1. Any other
+    exception goes straight to the previous hook, without the wait.
 
     Args:
         exc_type: the exception's type.
@@ -72,9 +74,10 @@ def data_error_excepthook(
         tb: its traceback.
         previous: the hook to chain to (``sys.__excepthook__`` when ``None``).
     """
-    wait_for_pool_workers()
-    (previous or sys.__excepthook__)(exc_type, exc, tb)
     summary = data_error_summary(exc)
+    if summary is not None:
+        wait_for_pool_workers()
+    (previous or sys.__excepthook__)(exc_type, exc, tb)
     if summary is not None:
         print(f"\n{summary}", file=sys.stderr, flush=True)
 
@@ -90,6 +93,3 @@ def install_data_error_summary() -> None:
 
     hook._monai_masksup_data_errors = True  # type: ignore[attr-defined]
     sys.excepthook = hook
-
-
-install_data_error_summary()

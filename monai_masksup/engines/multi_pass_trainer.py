@@ -16,7 +16,7 @@ from monai.engines.utils import IterationEvents, default_metric_cmp_fn, default_
 from monai.engines.workflow import Workflow
 from monai.inferers import Inferer
 from monai.transforms import Transform
-from monai.utils import IgniteInfo, min_version, optional_import
+from monai.utils import IgniteInfo, convert_to_tensor, min_version, optional_import
 from monai.utils.enums import CommonKeys as Keys
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
@@ -473,7 +473,7 @@ def plain_tensor(x: Any, owner: str) -> Any:
     """Return a MetaTensor as a plain ``torch.Tensor`` for ``torch.compile`` (other values unchanged)."""
     if isinstance(x, MetaTensor):
         warnings.warn(f"{owner}: MetaTensor converted to torch.Tensor for torch.compile.", stacklevel=3)
-        return x.as_tensor()
+        return convert_to_tensor(x, track_meta=False)
     return x
 
 

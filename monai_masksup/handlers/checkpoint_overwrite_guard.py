@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ else:
     Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
 from monai_masksup.config_flags import parse_flag
+from monai_masksup.handlers.interval_checkpoints import interval_checkpoints
 
 __all__ = ["CheckpointOverwriteGuard"]
 
@@ -63,10 +63,7 @@ class CheckpointOverwriteGuard:
         self.logger = logging.getLogger(__name__)
 
     def _interval_checkpoints(self) -> list[Path]:
-        if not self.ckpt_dir.is_dir():
-            return []
-        pattern = re.compile(re.escape(self.prefix) + r"\d+\.pt$")
-        return sorted(path for path in self.ckpt_dir.iterdir() if pattern.search(path.name))
+        return sorted(path for _, path in interval_checkpoints(self.ckpt_dir, self.prefix))
 
     def existing_files(self) -> list[Path]:
         """The earlier run's files in ``ckpt_dir`` that a fresh run would replace or make ambiguous."""

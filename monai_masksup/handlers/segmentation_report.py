@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monai.data import decollate_batch
 from monai.handlers import MetricsSaver
 from monai.utils import IgniteInfo, min_version, optional_import, string_list_all_gather
 
@@ -20,9 +21,10 @@ from monai_masksup.evaluation.segmentation_report import (
 
 idist, _ = optional_import("ignite", IgniteInfo.OPT_IMPORT_VERSION, min_version, "distributed")
 if TYPE_CHECKING:
-    from ignite.engine import Engine
+    from ignite.engine import Engine, Events
 else:
     Engine, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Engine")
+    Events, _ = optional_import("ignite.engine", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Events")
 
 __all__ = ["SegmentationReportSaver"]
 
@@ -36,7 +38,9 @@ class SegmentationReportSaver(MetricsSaver):
     mean used and left out; :func:`monai_masksup.evaluation.summarise_per_image`), also kept in ``self.summary``.
 
     The per-image values are those of metric handlers attached with ``save_details=True`` (gathered across ranks
-    by MONAI); attach the metrics before this handler.
+    by MONAI); attach the metrics before this handler. The image names of the JSON report are collected by this
+    handler's own iteration handler (``MetricsSaver`` keeps its file names private) from the same meta data, and
+    gathered across ranks in the same order as the metric values.
 
     Args:
         save_dir: folder of the files.
@@ -82,6 +86,23 @@ class SegmentationReportSaver(MetricsSaver):
         )
         self.json_name = json_name
         self.summary: dict[str, Any] = {}
+        self.image_names: list[str] = []
+
+    def attach(self, engine: Engine) -> None:
+        """Attach ``MetricsSaver``'s handlers and the collection of the image names to ``engine``."""
+        super().attach(engine)
+        engine.add_event_handler(Events.EPOCH_STARTED, self._clear_image_names)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect_image_names)
+
+    def _clear_image_names(self, _engine: Engine) -> None:
+        self.image_names = []
+
+    def _collect_image_names(self, engine: Engine) -> None:
+        meta_data = self.batch_transform(engine.state.batch)
+        if isinstance(meta_data, dict):
+            meta_data = decollate_batch(meta_data)
+        # stringified as MetricsSaver does for its CSV rows, so that both files name the images alike
+        self.image_names.extend(f"{meta.get('filename_or_obj')}" for meta in meta_data)
 
     def __call__(self, engine: Engine) -> None:
         """Write MONAI's CSV files, then the JSON report; see the class docstring.
@@ -91,7 +112,7 @@ class SegmentationReportSaver(MetricsSaver):
         """
         super().__call__(engine)
         # a collective operation: every rank takes part, only `save_rank` writes
-        filenames = string_list_all_gather(self._filenames) if idist.get_world_size() > 1 else list(self._filenames)
+        filenames = string_list_all_gather(self.image_names) if idist.get_world_size() > 1 else list(self.image_names)
         if idist.get_rank() != self.save_rank:
             return
         details = getattr(engine.state, "metric_details", {})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import operator
 import os
-import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +19,7 @@ from monai_masksup.engines.extra_state import ExtraStateOwner
 from monai_masksup.handlers.atomic_save import remove_stale_temporaries, save_atomically
 from monai_masksup.handlers.best_model_record import BestModelRecord, record_path
 from monai_masksup.handlers.checkpoint_overwrite_guard import CheckpointOverwriteGuard
+from monai_masksup.handlers.interval_checkpoints import interval_checkpoints
 from monai_masksup.handlers.random_states import RandomStates
 
 if TYPE_CHECKING:
@@ -31,25 +31,6 @@ else:
     Checkpoint, _ = optional_import("ignite.handlers", IgniteInfo.OPT_IMPORT_VERSION, min_version, "Checkpoint")
 
 __all__ = ["TrainingCheckpoint", "interval_checkpoints"]
-
-
-def interval_checkpoints(ckpt_dir: str | os.PathLike, prefix: str = "checkpoint_epoch=") -> list[tuple[int, Path]]:
-    """
-    The interval checkpoints ``<prefix><N>.pt`` of ``ckpt_dir``, newest (highest ``N``) first.
-
-    Args:
-        ckpt_dir: the checkpoint folder; a missing folder holds none.
-        prefix: file-name part before the epoch number.
-
-    Returns:
-        ``[(N, path), ...]`` sorted by descending ``N``.
-    """
-    folder = Path(ckpt_dir)
-    if not folder.is_dir():
-        return []
-    pattern = re.compile(re.escape(prefix) + r"(\d+)\.pt")
-    found = [(int(m.group(1)), path) for path in folder.iterdir() if (m := pattern.fullmatch(path.name))]
-    return sorted(found, reverse=True)
 
 
 def _writes_files() -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from monai.data import MetaTensor
+from monai.utils import convert_to_tensor
 
 __all__ = ["as_plain_tensor", "check_paired_logits"]
 
@@ -22,7 +22,7 @@ def as_plain_tensor(x: torch.Tensor, name: str) -> torch.Tensor:
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
+    return convert_to_tensor(x, track_meta=False)
 
 
 def check_paired_logits(first: torch.Tensor, second: torch.Tensor, first_name: str, second_name: str) -> None:

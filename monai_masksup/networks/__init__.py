@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .ema_teacher import EMATeacher
 from .levit_weights import (
     LEVIT_IMAGENET_URLS,
     LeViTWeightsReport,
@@ -10,4 +11,15 @@ from .levit_weights import (
     load_masksup_checkpoint,
     masksup_key_to_levit_unet,
 )
-from .nets import LEVIT_SPECS, LeViTUNet, LeViTUNetDecoderBlock
+from .nets import (
+    LEVIT_SPECS,
+    HierarchicalUNet,
+    HierarchicalUpBlock,
+    LevelHead,
+    LeViTUNet,
+    LeViTUNetDecoderBlock,
+    TRUNK_PREFIX,
+    MaskContrastNet,
+    load_pretrained_trunk,
+    trunk_state,
+)

@@ -3,8 +3,10 @@ falls back to it."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,50 @@ def test_inference_on_an_input_folder_generates_no_demo_set(tmp_path, bundle):
     parser["input_dir"] = str(folder)
     assert [p.name for p in parser.get_parsed_content("input_images")] == ["frame.png"]
     assert not (tmp_path / "b").exists()
+
+
+def _parse(bundle, names, bundle_root):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(configs(bundle, *names))
+    parser["bundle_root"] = str(bundle_root)
+    return parser
+
+
+@pytest.fixture
+def demo_log(caplog, monkeypatch):
+    """The demo-data log records; the logger is re-enabled in case a bundle run's ``fileConfig`` disabled it."""
+    monkeypatch.setattr(logging.getLogger("monai_masksup.data.demo_data"), "disabled", False)
+    caplog.set_level(logging.WARNING, logger="monai_masksup.data.demo_data")
+    return caplog
+
+
+_DEMO = {
+    GLAS_BUNDLE: ("glas_synthetic", "pass --dataset_dir to use GlaS"),
+    KVASIR_BUNDLE: ("polyps_synthetic", "pass --kvasir_dir and --cvc_dir to use Kvasir-SEG and CVC-ClinicDB"),
+}
+
+
+@pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
+def test_train_json_alone_indexes_the_demo_set_and_says_so(tmp_path, bundle, demo_log):
+    # the mission's command, `--config_file <bundle>/configs/train.json` with no demo overlay and no data option,
+    # up to the datalists (LeViT-384 is never built)
+    parser = _parse(bundle, ["train.json"], tmp_path)
+    train, val = parser.get_parsed_content("train_datalist"), parser.get_parsed_content("val_datalist")
+    assert train and val and all(Path(item["image"]).is_file() for item in train + val)
+    demo_folder, hint = _DEMO[bundle]
+    folder = tmp_path / "eval" / "demo_data" / demo_folder
+    notice = f"no data set configured: training on the generated demo set in {folder}; {hint}"
+    assert [r.getMessage() for r in demo_log.records] == [notice]
+    assert parser["network_def"]["_target_"] == "monai_masksup.networks.LeViTUNet"
+
+
+@pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
+def test_evaluation_without_data_option_names_evaluation_in_the_notice(tmp_path, bundle, demo_log):
+    parser = _parse(bundle, ["train.json", "evaluate.json"], tmp_path)
+    assert parser.get_parsed_content("test_datalist")
+    demo_folder, hint = _DEMO[bundle]
+    folder = tmp_path / "eval" / "demo_data" / demo_folder
+    notice = f"no data set configured: evaluation on the generated demo set in {folder}; {hint}"
+    assert [r.getMessage() for r in demo_log.records] == [notice]

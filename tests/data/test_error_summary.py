@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from monai_masksup.data import DataFileError, DatasetLayoutError, data_error_summary, find_data_error
+from monai_masksup.data import error_summary
 from monai_masksup.data.error_summary import data_error_excepthook, install_data_error_summary
 
 
@@ -69,8 +73,24 @@ def test_install_chains_to_the_previous_hook_once(monkeypatch):
     assert seen == [ValueError]
 
 
-def test_importing_the_package_installs_the_hook():
-    import monai_masksup.data  # noqa: F401
+def test_importing_the_package_leaves_the_excepthook_unchanged():
+    # a fresh interpreter: this one imported the package long ago
+    code = (
+        "import sys\n"
+        "before = sys.excepthook\n"
+        "import monai_masksup.data\n"
+        "assert sys.excepthook is before, sys.excepthook\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
 
-    if not getattr(sys.excepthook, "_monai_masksup_data_errors", False):
-        pytest.fail(f"sys.excepthook is {sys.excepthook!r}, not the data error summary")
+
+def test_hook_waits_for_pool_workers_only_for_a_data_error(monkeypatch):
+    waits = []
+    monkeypatch.setattr(error_summary, "wait_for_pool_workers", lambda: waits.append(1) or [])
+    data_error_excepthook(ValueError, ValueError("unrelated"), None, previous=lambda *args: None)
+    assert waits == []
+    error = _wrapped(DataFileError("file 'gone.png' does not exist."))
+    data_error_excepthook(RuntimeError, error, None, previous=lambda *args: None)
+    assert waits == [1]

@@ -44,6 +44,17 @@ def test_overwrite_removes_earlier_interval_checkpoints_only_once_training_start
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # replaced later by the best-model saver
 
 
+def test_overwrite_keeps_files_that_only_contain_the_checkpoint_name(tmp_path):
+    (tmp_path / "checkpoint_epoch=8.pt").write_bytes(b"earlier run")
+    (tmp_path / "my_backup_checkpoint_epoch=3.pt").write_bytes(b"user's backup")
+    guard = CheckpointOverwriteGuard(tmp_path, overwrite=True)
+    assert [p.name for p in guard.existing_files()] == ["checkpoint_epoch=8.pt"]
+    engine = _fresh_trainer()
+    guard.attach(engine)
+    engine.run([0], max_epochs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_backup_checkpoint_epoch=3.pt"]
+
+
 def test_command_line_words_switch_resume_and_overwrite(tmp_path):
     (tmp_path / "checkpoint_epoch=1.pt").write_bytes(b"earlier run")
     # `monai.bundle run --resume false` passes the string "false", which must not switch resuming on

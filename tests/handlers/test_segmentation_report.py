@@ -147,3 +147,13 @@ def test_empty_report_columns_are_rejected(tmp_path):
         SegmentationReportSaver(str(tmp_path), {})
     with pytest.raises(ValueError, match="metrics"):
         EvaluationMetrics({})
+
+
+def test_report_names_images_without_metrics_savers_private_file_list(tmp_path, monkeypatch):
+    from monai.handlers import MetricsSaver
+
+    # MetricsSaver's own collection (its private `_filenames`) gathers nothing: the JSON names must not depend on it
+    monkeypatch.setattr(MetricsSaver, "_get_filenames", lambda self, engine: None)
+    _run(tmp_path)
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [r["image"] for r in report["per_image"]] == [f"img{i}.png" for i in range(5)]
