@@ -11,13 +11,21 @@ from typing import Any
 
 import monailabel
 from fastapi import HTTPException
+from monailabel.config import settings
+from monailabel.datastore.local import LocalDatastore
 from monailabel.interfaces.app import MONAILabelApp
+from monailabel.interfaces.datastore import Datastore
 from monailabel.interfaces.exception import MONAILabelError, MONAILabelException
 from monailabel.interfaces.tasks.infer_v2 import InferTask
+from monailabel.interfaces.tasks.scoring import ScoringMethod
+from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
+from monailabel.tasks.activelearning.epistemic import Epistemic
 
 from lib.bundle_catalog import default_bundles_dir, find_bundles, split_names
 from lib.infers import MaskSupBundleInferTask
+from lib.scoring import TeacherStudentDisagreementScoring, disagreement_key
+from lib.study_files import datastore_extensions
 from lib.trainers import MaskSupBundleTrainTask
 
 logger = logging.getLogger(__name__)
@@ -25,8 +33,12 @@ logger = logging.getLogger(__name__)
 
 class MaskSupApp(MONAILabelApp):
     """
-    Every bundle of the project (``bundles/masksup_glas``, ``bundles/masksup_kvasir``) as an infer task and a
-    train task named after the bundle. Nothing is downloaded: bundles come from a local folder.
+    Every bundle of a bundles folder (``bundles/masksup_glas``, ``bundles/masksup_kvasir``, any other bundle
+    folder with ``configs/metadata.json``) as an infer task and a train task named after the bundle; for a bundle
+    with ``configs/train_semisup.json``, also the scoring method and the active-learning strategy
+    ``disagreement_<bundle>`` (teacher-student disagreement). Nothing is downloaded: bundles come from a local
+    folder. The local datastore lists 2D images (PNG, JPEG, TIFF, BMP) and volumes (NIfTI, MetaImage, NRRD)
+    besides ``MONAI_LABEL_DATASTORE_FILE_EXT``.
 
     ``--conf`` options:
 
@@ -66,6 +78,47 @@ class MaskSupApp(MONAILabelApp):
 
     def init_trainers(self) -> dict[str, TrainTask]:
         return {name: MaskSupBundleTrainTask(bundle, self.conf) for name, bundle in self.bundles.items()}
+
+    def init_scoring_methods(self) -> dict[str, ScoringMethod]:
+        return {
+            disagreement_key(name): TeacherStudentDisagreementScoring(bundle)
+            for name, bundle in self.bundles.items()
+            if bundle.has_semisup_config
+        }
+
+    def init_strategies(self) -> dict[str, Strategy]:
+        strategies = super().init_strategies()
+        # MONAI Label's Epistemic strategy picks the unlabelled study with the highest score under its key
+        for name, bundle in self.bundles.items():
+            if bundle.has_semisup_config:
+                strategies[disagreement_key(name)] = Epistemic(
+                    key=disagreement_key(name),
+                    desc=f"The unlabelled study the mean teacher and the student of {name} disagree on most",
+                )
+        return strategies
+
+    def init_datastore(self) -> Datastore:
+        if self.studies.startswith(("http://", "https://")):
+            return super().init_datastore()
+        return LocalDatastore(
+            self.studies,
+            extensions=datastore_extensions(settings.MONAI_LABEL_DATASTORE_FILE_EXT),
+            auto_reload=settings.MONAI_LABEL_DATASTORE_AUTO_RELOAD,
+            read_only=settings.MONAI_LABEL_DATASTORE_READ_ONLY,
+        )
+
+    def scoring(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
+        """
+        MONAI Label's ``scoring``, with the reason of a failure (no teacher weights yet) in the HTTP answer of a
+        ``run_sync`` request: status 500, as for :meth:`infer`, with ``{"detail": message}``.
+
+        Raises:
+            HTTPException: status 500, with the message naming the method and the model.
+        """
+        try:
+            return super().scoring(request, datastore)
+        except MONAILabelException as error:
+            raise HTTPException(status_code=500, detail=error.msg) from error
 
     def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
         """

@@ -93,3 +93,34 @@ def test_split_names_accepts_strings_lists_and_nothing():
     assert catalog.split_names(" a, b ,,") == ["a", "b"]
     assert catalog.split_names(["a", " "]) == ["a"]
     assert catalog.split_names(None) == []
+
+
+def _metadata(spatial_shape: list[int] | None) -> dict:
+    inputs = {"image": {"spatial_shape": spatial_shape} if spatial_shape else {}}
+    return {"network_data_format": {"inputs": inputs}}
+
+
+def test_served_dimension_is_the_input_spatial_shape_length_as_monai_label_reads_it():
+    assert catalog.served_dimension(_metadata([224, 224]), {"inferer": {"_target_": "SimpleInferer"}}) == 2
+    assert catalog.served_dimension(_metadata([96, 96, 96]), {}) == 3
+    # MONAI Label's BundleInferTask takes 3 when the metadata has no spatial shape
+    assert catalog.served_dimension(_metadata(None), {}) == 3
+
+
+def test_a_2d_network_run_through_a_slice_inferer_is_served_as_a_volume_bundle():
+    slice_inferer = {"_target_": "SliceInferer", "spatial_dim": 2, "roi_size": [-1, -1]}
+    assert catalog.served_dimension(_metadata([512, 496]), {"inferer": slice_inferer}) == 3
+    helper = {"_target_": "monai_masksup.data.oct_slice_inference.bscan_slice_inferer"}
+    assert catalog.served_dimension(_metadata([512, 496]), {"inferer": helper}) == 3
+
+
+def test_project_bundles_are_served_as_2d_and_an_extra_config_can_change_the_inferer(tmp_path):
+    bundles = catalog.find_bundles(catalog.default_bundles_dir(APP_DIR))
+    assert bundles["masksup_glas"].dimension == 2 and bundles["masksup_kvasir"].dimension == 2
+    bundle = _bundle(tmp_path, "oct_like", {"0": "background", "1": "fluid"})
+    metadata = json.loads((bundle / "configs" / "metadata.json").read_text())
+    metadata["network_data_format"]["inputs"] = {"image": {"spatial_shape": [64, 64]}}
+    (bundle / "configs" / "metadata.json").write_text(json.dumps(metadata))
+    (bundle / "configs" / "slices.json").write_text(json.dumps({"inferer": {"_target_": "SliceInferer"}}))
+    assert catalog.find_bundles(tmp_path)["oct_like"].dimension == 2
+    assert catalog.find_bundles(tmp_path, extra_configs=["slices.json"])["oct_like"].dimension == 3

@@ -1,16 +1,17 @@
 """The MONAI Label app against a real MONAI Label 0.8.5 server: labels, auto-segmentation, bad requests, training.
 
 The server runs in the separate environment of ``apps/monailabel/requirements-label.txt`` (its python in
-``$MONAI_MASKSUP_LABEL_PYTHON``, default ``/work/label-venv/bin/python``); without it every test here skips and
-says how to build it. One server, on 127.0.0.1 and a free port, serves both bundles with the demo network
+``$MONAI_MASKSUP_LABEL_PYTHON``, else the project's ``.label-venv``; ``apps/monailabel/run_integration_tests.sh``
+builds it and runs these tests). Without it every test here skips and says how to build it; with the variable
+set, they fail instead. One server, on 127.0.0.1 and a free port, serves both bundles with the demo network
 (``configs/demo.json``) for the whole module, from copies of the bundles and a temporary studies folder
-(generated PNG images, and real Kvasir-SEG, CVC-ClinicDB and GlaS images copied from ``../shared/data``). It is
-stopped when the module ends, whatever happened. The tests run in file order: training comes last.
+(generated PNG images and volumes, and real Kvasir-SEG, CVC-ClinicDB and GlaS images copied from
+``../shared/data``). It is stopped when the module ends, whatever happened. The tests run in file order:
+training and scoring come last.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -40,6 +42,8 @@ KVASIR_IDS = ("cju0qkwl35piu0993l0dewei2", "cju0qoxqj9q6s0835b43399p4", "cju0qx7
 GLAS_IDS = ("testA_1", "train_1")
 CVC_FRAME = "1"
 GENERATED_IDS = tuple(f"generated_{i}" for i in range(4))
+VOLUME_IDS = ("volume_nifti", "volume_metaimage")
+SCORING = "disagreement_masksup_kvasir"
 SERVER_START_S = 180
 TRAIN_S = 300
 REQUEST_S = 120
@@ -97,6 +101,14 @@ def _studies(folder: Path) -> dict[str, Path]:
         images[f"cvc_{CVC_FRAME}"] = Path(shutil.copy(cvc / f"{CVC_FRAME}.tif", folder / f"cvc_{CVC_FRAME}.tif"))
         for name in GLAS_IDS:
             images[name] = Path(shutil.copy(glas / f"{name}.bmp", folder))
+    # volumes, which the 2D bundles' training and scoring leave out: a NIfTI, and a MetaImage header with its data
+    volume = np.random.default_rng(1).integers(0, 255, (16, 16, 4), dtype=np.uint8)
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), folder / f"{VOLUME_IDS[0]}.nii.gz")
+    (folder / f"{VOLUME_IDS[1]}.raw").write_bytes(volume.tobytes(order="F"))
+    (folder / f"{VOLUME_IDS[1]}.mhd").write_text(
+        "ObjectType = Image\nNDims = 3\nDimSize = 16 16 4\nElementType = MET_UCHAR\n"
+        f"ElementDataFile = {VOLUME_IDS[1]}.raw\n"
+    )
     # random bytes under an image name: the datastore lists it, no reader can open it
     (folder / "corrupt.png").write_bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes())
     return images
@@ -120,8 +132,10 @@ class LabelServer:
             **os.environ,
             # the checkout's monai_masksup, whatever the label environment has installed
             "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-            "MONAI_LABEL_DATASTORE_FILE_EXT": json.dumps(["*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff", "*.bmp"]),
             "MONAI_LABEL_SESSION_PATH": str(self.root / "sessions"),
+            # MONAI Label reruns every scoring method in a background process at start and after each training;
+            # the test runs its scoring itself, once
+            "MONAI_LABEL_AUTO_UPDATE_SCORING": "false",
         }
         command = [self.python, "-m", "monailabel.main", "start_server", "--app", str(APP_DIR)]
         command += ["--studies", str(self.studies), "--host", "127.0.0.1", "--port", str(self.port)]
@@ -174,6 +188,9 @@ class LabelServer:
         body = json.dumps(payload or {}).encode()
         return self.request("POST", path, body, {"Content-Type": "application/json"})
 
+    def delete(self, path: str) -> tuple[int, bytes, str]:
+        return self.request("DELETE", path)
+
     def put_file(self, path: str, field: str, file: Path) -> tuple[int, bytes, str]:
         boundary = uuid.uuid4().hex
         body = (
@@ -208,22 +225,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelServer]:
             PROJECT_ROOT / "bundles" / name, root / "bundles" / name, ignore=shutil.ignore_patterns("models", "eval")
         )
         _untrained_model(root / "bundles" / name)
-    # a stand-in for the semi-supervised override of issue #13 (train#unlabeled_dataset#data), merged over
-    # train.json: it records the unlabelled list it is handed, then trains as train.json does
-    (root / "bundles" / "masksup_glas" / "configs" / "train_semisup.json").write_text(
-        json.dumps(
-            {
-                "train#unlabeled_dataset": {"_target_": "Dataset", "data": []},
-                "run": [
-                    # str() of a list of str, read back with ast.literal_eval (MONAI parses an expression
-                    # naming "import" as an import statement)
-                    "$open(@output_dir + '/unlabeled_seen.txt', 'w').write(str("
-                    "[d['image'] for d in @train#unlabeled_dataset#data]))",
-                    "$@train#trainer.run()",
-                ],
-            }
-        )
-    )
     _studies(root / "studies")
     label_server = LabelServer(root, python)
     try:
@@ -283,8 +284,22 @@ def test_info_publishes_each_bundle_with_its_label_as_1(server):
     assert info["models"]["masksup_kvasir"]["dimension"] == 2
     # only the served model file is offered: no interval checkpoints in models/
     assert info["models"]["masksup_kvasir"]["config"]["model_filename"] == ["model.pt"]
-    assert info["trainers"]["masksup_glas"]["config"]["semi_supervised"] is True
-    assert info["trainers"]["masksup_kvasir"]["config"]["semi_supervised"] is False
+    # masksup_kvasir ships configs/train_semisup.json, masksup_glas does not
+    assert info["trainers"]["masksup_glas"]["config"]["semi_supervised"] is False
+    assert info["trainers"]["masksup_kvasir"]["config"]["semi_supervised"] is True
+    assert set(info["scoring"]) == {SCORING}
+    assert SCORING in info["strategies"]
+
+
+def test_datastore_lists_bmp_tiles_and_volumes_without_an_extension_setting(server):
+    status, body, _ = server.get("/datastore/?output=all")
+    assert status == 200, body
+    listed = json.loads(body)["objects"]
+    assert {*GENERATED_IDS, *VOLUME_IDS, "corrupt"} <= set(listed)
+    assert listed[VOLUME_IDS[0]]["image"]["ext"] == ".nii.gz"
+    assert listed[VOLUME_IDS[1]]["image"]["ext"] == ".mhd"
+    if DATA_DIR.is_dir():
+        assert listed[GLAS_IDS[0]]["image"]["ext"] == ".bmp"
 
 
 def test_generated_png_masks_equal_the_bundle_inference_output(server):
@@ -315,53 +330,116 @@ def test_bad_request_answers_500_naming_the_model_or_file_and_the_server_still_a
     assert server.get("/info/")[0] == 200
 
 
-def test_training_on_saved_labels_publishes_a_model_that_the_server_reloads(server):
-    _needs_real_data()
-    model_file = server.bundles / "masksup_kvasir" / "models" / "model.pt"
-    before = model_file.read_bytes()
-    # MONAI Label's labels are class indices: the Kvasir-SEG JPEG masks (> 127 is polyp) saved as 0/1 PNGs
-    for image_id in KVASIR_IDS:
-        with Image.open(DATA_DIR / "kvasir_seg" / "Kvasir-SEG" / "masks" / f"{image_id}.jpg") as mask:
-            label = (np.array(mask.convert("L")) > 127).astype(np.uint8)
-        label_file = server.root / f"label_{image_id}.png"
-        Image.fromarray(label).save(label_file)
-        status, body, _ = server.put_file(f"/datastore/label?image={image_id}&tag=final", "label", label_file)
-        assert status == 200, body
-    result = _train(server, "masksup_kvasir", {"max_epochs": 1, "val_split": 0.34})
-    assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
-
-    summary = json.loads((server.bundles / "masksup_kvasir" / "eval" / "monailabel" / "last_train.json").read_text())
-    assert summary["training_images"] == 2 and summary["validation_images"] == 1
-    assert summary["semi_supervised"] is False and "no configs/train_semisup.json" in summary["supervised_because"]
-    assert model_file.read_bytes() != before
-    # interval checkpoints stay out of models/, so MONAI Label offers only the trained model
-    assert sorted(p.name for p in model_file.parent.iterdir()) == ["model.pt", "model.pt.record.json"]
-    assert server.info()["models"]["masksup_kvasir"]["config"]["model_filename"] == ["model.pt"]
-    # the server reloads the new weights: its masks equal the bundle's with them
-    _assert_served_equals_bundle(server, "masksup_kvasir", [KVASIR_IDS[1], "generated_2"], "trained")
-    assert "Reload model from cache" in server.log_path.read_text(errors="replace")
+def test_scoring_before_any_semi_supervised_training_says_there_is_no_teacher(server):
+    status, body, _ = server.post_json(f"/scoring/{SCORING}?run_sync=true")
+    assert status == 500, body
+    detail = json.loads(body)["detail"]
+    assert "no mean-teacher weights" in detail and "masksup_kvasir" in detail
+    assert str(server.bundles / "masksup_kvasir" / "eval" / "monailabel" / "checkpoints") in detail
+    assert server.get("/info/")[0] == 200
 
 
-def test_semi_supervised_training_hands_the_unlabelled_studies_to_the_config(server):
+def test_a_removed_study_leaves_the_datastore(server):
+    # the corrupt file would stop the semi-supervised training's unlabelled loader, which reads every study
+    status, body, _ = server.delete("/datastore/image?id=corrupt")
+    assert status == 200, body
+    assert "corrupt" not in json.loads(server.get("/datastore/?output=all")[1])["objects"]
+
+
+def _save_generated_labels(server: LabelServer) -> None:
+    """Final labels (class indices 0/1, as MONAI Label saves them) for the first three generated images."""
     for i, image_id in enumerate(GENERATED_IDS[:3]):
         label_file = server.root / f"label_{image_id}.png"
         Image.fromarray(_generated_image(i)[1]).save(label_file)
         status, body, _ = server.put_file(f"/datastore/label?image={image_id}&tag=final", "label", label_file)
         assert status == 200, body
+
+
+def test_training_on_saved_labels_publishes_a_model_that_the_server_reloads(server):
+    model_file = server.bundles / "masksup_glas" / "models" / "model.pt"
+    before = model_file.read_bytes()
+    _save_generated_labels(server)
     result = _train(server, "masksup_glas", {"max_epochs": 1, "val_split": 0.34})
     assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
 
-    work_dir = server.bundles / "masksup_glas" / "eval" / "monailabel"
-    seen = {Path(p).name for p in ast.literal_eval((work_dir / "unlabeled_seen.txt").read_text())}
-    # every study without a final label: the other generated image, the corrupt file, the real images left
+    summary = json.loads((server.bundles / "masksup_glas" / "eval" / "monailabel" / "last_train.json").read_text())
+    assert summary["training_images"] == 2 and summary["validation_images"] == 1
+    assert summary["semi_supervised"] is False and "no configs/train_semisup.json" in summary["supervised_because"]
+    assert model_file.read_bytes() != before
+    # interval checkpoints stay out of models/, so MONAI Label offers only the trained model
+    assert sorted(p.name for p in model_file.parent.iterdir()) == ["model.pt", "model.pt.record.json"]
+    assert server.info()["models"]["masksup_glas"]["config"]["model_filename"] == ["model.pt"]
+    # the server reloads the new weights: its masks equal the bundle's with them
+    _assert_served_equals_bundle(server, "masksup_glas", [GENERATED_IDS[1], GENERATED_IDS[3]], "trained")
+    assert "Reload model from cache" in server.log_path.read_text(errors="replace")
+
+
+def test_semi_supervised_training_learns_from_the_unlabelled_2d_studies(server):
+    _save_generated_labels(server)  # the labels are the datastore's, for every model; saving again is harmless
+    result = _train(server, "masksup_kvasir", {"max_epochs": 1, "val_split": 0.34})
+    assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
+
+    work_dir = server.bundles / "masksup_kvasir" / "eval" / "monailabel"
+    summary = json.loads((work_dir / "last_train.json").read_text())
+    assert summary["semi_supervised"] is True
+    assert summary["config_files"][1].endswith("train_semisup.json")
+    assert summary["training_images"] == 2 and summary["validation_images"] == 1
+    # every 2D study without a final label; the volumes are left out
     labelled = {p.stem for p in (server.studies / "labels" / "final").iterdir()}
     assert set(GENERATED_IDS[:3]) <= labelled
-    studies = [p for p in server.studies.iterdir() if p.suffix in {".png", ".jpg", ".tif", ".bmp"}]
-    expected = {p.name for p in studies if p.stem not in labelled}
-    assert seen == expected
-    summary = json.loads((work_dir / "last_train.json").read_text())
-    assert summary["semi_supervised"] is True and summary["unlabelled_images"] == len(expected)
-    assert summary["config_files"][1].endswith("train_semisup.json")
+    expected = {str(p.resolve()) for p in server.studies.iterdir() if p.suffix in {".png", ".jpg", ".tif", ".bmp"}}
+    expected = {p for p in expected if Path(p).stem not in labelled}
+    assert {str(Path(p).resolve()) for p in summary["unlabelled"]} == expected
+    assert summary["unlabelled_images"] == len(expected)
+    assert sorted(Path(p).name for p in summary["left_out"]["unlabelled"]) == ["volume_metaimage.mhd", "volume_nifti.nii.gz"]
+    # the bundle's own lists (its demo data) were never built: the datastore's lists replaced them
+    assert not any(work_dir.rglob("demo_data"))
+    # the mean teacher is in the run's interval checkpoint
+    (checkpoint,) = (work_dir / "checkpoints").glob("checkpoint_epoch=*.pt")
+    assert "ema_teacher" in torch.load(checkpoint, map_location="cpu", weights_only=True)["extra_state"]
+
+
+def _expected_disagreement(server: LabelServer, image_id: str) -> float:
+    """The score by hand: mean over pixels of 2 (sigmoid(student) - sigmoid(teacher))^2, on the bundle's input."""
+    from monai.bundle import ConfigParser
+
+    bundle = server.bundles / "masksup_kvasir"
+    (checkpoint,) = (bundle / "eval" / "monailabel" / "checkpoints").glob("checkpoint_epoch=*.pt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")])
+    student, teacher = parser.get_parsed_content("network_def"), parser.get_parsed_content("network_def", lazy=False)
+    student.load_state_dict(state["model"])
+    teacher.load_state_dict({k.removeprefix("teacher."): v for k, v in state["extra_state"]["ema_teacher"].items()})
+    (image,) = [p for p in server.studies.iterdir() if p.stem == image_id]
+    x = parser.get_parsed_content("preprocessing")({"image": str(image)})["image"].unsqueeze(0)
+    with torch.no_grad():
+        p_student = torch.sigmoid(student.eval()(x))
+        p_teacher = torch.sigmoid(teacher.eval()(x))
+    return float((2 * (p_student - p_teacher) ** 2).mean())
+
+
+def test_scoring_ranks_the_unlabelled_studies_by_teacher_student_disagreement(server):
+    status, body, _ = server.post_json(f"/scoring/{SCORING}?run_sync=true")
+    assert status == 200, f"{body[:2000]!r}\n{server.log_tail()}"
+    result = json.loads(body)
+    ranking = result["ranking"]
+    scores = [entry["score"] for entry in ranking]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= score <= 2.0 for score in scores)
+    labelled = {p.stem for p in (server.studies / "labels" / "final").iterdir()}
+    unlabelled_2d = {p.stem for p in server.studies.iterdir() if p.suffix in {".png", ".jpg", ".tif", ".bmp"}}
+    assert {entry["id"] for entry in ranking} == unlabelled_2d - labelled
+    assert sorted(result["left_out"]) == sorted(VOLUME_IDS) and result["failed"] == {}
+    assert result["checkpoint"].endswith("checkpoint_epoch=1.pt")
+    # the value: the bundle's preprocessing and networks, computed here by hand
+    top = ranking[0]
+    assert top["score"] == pytest.approx(_expected_disagreement(server, top["id"]), rel=1e-4, abs=1e-7)
+    # the scores are in the datastore, where MONAI Label's strategy of the same name picks the highest one
+    objects = json.loads(server.get("/datastore/?output=all")[1])["objects"]
+    assert objects[top["id"]]["image"]["info"][SCORING] == pytest.approx(top["score"])
+    status, body, _ = server.post_json(f"/activelearning/{SCORING}")
+    assert status == 200, body
+    assert json.loads(body)["id"] == top["id"]
 
 
 def _train(server: LabelServer, model: str, params: dict) -> dict:

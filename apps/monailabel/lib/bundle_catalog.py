@@ -18,6 +18,7 @@ __all__ = [
     "split_names",
     "find_bundles",
     "published_labels",
+    "served_dimension",
     "SEMISUP_CONFIG",
 ]
 
@@ -62,6 +63,19 @@ class ServedBundle:
     def has_semisup_config(self) -> bool:
         """Whether the bundle ships the semi-supervised override :data:`SEMISUP_CONFIG`."""
         return (self.path / "configs" / SEMISUP_CONFIG).is_file()
+
+    @property
+    def dimension(self) -> int:
+        """
+        :func:`served_dimension` of the bundle: its ``metadata.json``, and ``inference.json`` with the extra
+        configs merged over it key by key.
+        """
+        metadata = json.loads((self.path / "configs" / "metadata.json").read_text())
+        inference: dict = {}
+        for config in self.config_files("inference.json"):
+            if Path(config).is_file():
+                inference.update(json.loads(Path(config).read_text()))
+        return served_dimension(metadata, inference)
 
     @property
     def work_dir(self) -> Path:
@@ -162,3 +176,29 @@ def published_labels(metadata: Mapping | str | os.PathLike) -> dict[str, int]:
     if len(names) == 1:
         return {next(iter(names.values())): 1}
     return {name: k for k, name in sorted(names.items()) if name != "background"}
+
+
+def served_dimension(metadata: Mapping, inference_config: Mapping) -> int:
+    """
+    The dimension of the studies a bundle segments: 2 for frames, 3 for volumes.
+
+    MONAI Label's ``BundleInferTask`` takes the number of axes of the input's ``spatial_shape`` in the metadata
+    (3 when there is none). A volume bundle whose 2D network runs B-scan by B-scan (an ``inferer`` that is
+    MONAI's ``SliceInferer``, or ``monai_masksup.data.bscan_slice_inferer``) declares a 2D ``spatial_shape``
+    but segments volumes: it is served as 3D, so clients send volumes and get volume masks back.
+
+    Args:
+        metadata: the bundle's ``metadata.json`` as a mapping.
+        inference_config: its ``inference.json`` (with any extra configs merged) as a mapping.
+
+    Returns:
+        2 or 3.
+    """
+    inputs = metadata.get("network_data_format", {}).get("inputs", {})
+    spatial_shape = next(iter(inputs.values()), {}).get("spatial_shape") if inputs else None
+    dimension = len(spatial_shape) if spatial_shape else 3
+    inferer = inference_config.get("inferer")
+    target = str(inferer.get("_target_", "")) if isinstance(inferer, Mapping) else str(inferer or "")
+    if dimension == 2 and ("SliceInferer" in target or "slice_inferer" in target):
+        return 3
+    return dimension

@@ -1,7 +1,8 @@
-"""MONAI Label's ``BundleInferTask`` for the monai_masksup bundles: 2D class-index PNG masks under the bundle's label names."""
+"""MONAI Label's ``BundleInferTask`` for the project's bundles: class-index masks under the bundle's label names."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -10,7 +11,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.transforms import SqueezeDimd
 
-from lib.bundle_catalog import ServedBundle, published_labels
+from lib.bundle_catalog import ServedBundle, published_labels, served_dimension
 from lib.torchvision_stand_in import torchvision_utils_stand_in
 
 with torchvision_utils_stand_in():
@@ -34,8 +35,11 @@ class MaskSupBundleInferTask(BundleInferTask):
       small network that the model was trained with);
     - the labels are :func:`~lib.bundle_catalog.published_labels` (``{"polyp": 1}``), not the output's
       ``channel_def`` numbered from 0;
-    - the mask is squeezed to 2D and written as a uint8 PNG of class indices whatever the image's format
-      (``BundleInferTask`` writes it in the image's own format: a lossy JPEG for a JPEG frame);
+    - the mask loses its channel axis and is written as uint8 class indices: a PNG for a 2D bundle whatever the
+      image's format (``BundleInferTask`` writes it in the image's own format: a lossy JPEG for a JPEG frame),
+      a NIfTI ``.nii.gz`` for a volume bundle (also for a ``.mhd`` volume);
+    - the dimension is :func:`~lib.bundle_catalog.served_dimension`: a volume bundle whose 2D network runs
+      B-scan by B-scan through a ``SliceInferer`` is served as 3D;
     - an image that cannot be loaded or preprocessed fails with a message that names the model and the file.
 
     Args:
@@ -48,7 +52,9 @@ class MaskSupBundleInferTask(BundleInferTask):
         self.served_bundle = bundle
         super().__init__(str(bundle.path), conf, **kwargs)
         if self.valid:
-            self.labels = published_labels(bundle.path / "configs" / "metadata.json")
+            metadata_path = bundle.path / "configs" / "metadata.json"
+            self.labels = published_labels(metadata_path)
+            self.dimension = served_dimension(json.loads(metadata_path.read_text()), self.bundle_config.config)
 
     def _load_bundle_config(self, path: str, config: str) -> ConfigParser:
         parser = ConfigParser()
@@ -57,12 +63,12 @@ class MaskSupBundleInferTask(BundleInferTask):
         return parser
 
     def post_transforms(self, data: dict | None = None) -> Sequence[Callable]:
-        # MONAI Label's `Restored` (last) keeps the channel axis of a one-channel 2D mask; its writer then makes
-        # a 3D image of depth 1
+        # MONAI Label's `Restored` (last) keeps the channel axis of a one-channel mask; its writer would then make
+        # a 2D mask a 3D image of depth 1
         return [*super().post_transforms(data), SqueezeDimd(keys=self.key_pred, dim=0)]
 
     def writer(self, data: dict[str, Any], extension: str | None = None, dtype: str | None = None) -> tuple[Any, Any]:
-        return super().writer(data, extension=".png", dtype="uint8")
+        return super().writer(data, extension=".png" if self.dimension == 2 else ".nii.gz", dtype="uint8")
 
     def run_pre_transforms(self, data: dict[str, Any], transforms: Sequence[Callable]) -> dict[str, Any]:
         try:

@@ -12,6 +12,7 @@ from monai.bundle import ConfigParser
 
 from lib.bundle_catalog import SEMISUP_CONFIG, ServedBundle
 from lib.model_publication import publish_best_model
+from lib.study_files import split_by_dimension
 from lib.torchvision_stand_in import torchvision_utils_stand_in
 
 with torchvision_utils_stand_in():
@@ -42,7 +43,10 @@ class MaskSupBundleTrainTask(BundleTrainTask):
       the infer task reloads at its next request;
     - semi-supervised training: when the bundle has ``configs/train_semisup.json`` (an override merged over
       ``train.json``) and the request's ``semi_supervised`` is true, the datastore's unlabelled images go to
-      ``train#unlabeled_dataset#data``. Without that file the task trains the supervised config and logs so.
+      ``train#unlabeled_dataset#data``. Without that file the task trains the supervised config and logs so;
+    - only the studies of the bundle's dimension (:attr:`ServedBundle.dimension`): 2D image files for a 2D
+      bundle, volume files for a volume bundle, as one studies folder may hold both; the others are counted in
+      ``left_out``.
 
     Training runs on one device (``multi_gpu`` is off): MONAI Label's multi-GPU path, torchrun on an exported
     config, is untested with these bundles and would not publish the model.
@@ -93,6 +97,13 @@ class MaskSupBundleTrainTask(BundleTrainTask):
         result = super().__call__(request, datastore)
         return {**(result or {}), **self._run_summary}
 
+    def _fetch_datalist(self, request: dict[str, Any], datastore: Datastore) -> list[dict[str, Any]]:
+        datalist = super()._fetch_datalist(request, datastore)
+        kept, left_out = split_by_dimension([item["image"] for item in datalist], self.served_bundle.dimension)
+        kept_set = set(kept)
+        self._run_summary["left_out"] = {"labelled": left_out}
+        return [item for item in datalist if item["image"] in kept_set]
+
     def _update_overrides(self, overrides: dict[str, Any]) -> dict[str, Any]:
         work_dir = self.served_bundle.work_dir
         overrides.update(
@@ -108,9 +119,12 @@ class MaskSupBundleTrainTask(BundleTrainTask):
         self._run_summary["training_images"] = len(overrides[self.const.key_train_dataset_data()])
         self._run_summary["validation_images"] = len(overrides.get(self.const.key_validate_dataset_data()) or [])
         if self._semi_supervised and self._datastore is not None:
-            unlabeled = [{"image": self._datastore.get_image_uri(i)} for i in self._datastore.get_unlabeled_images()]
-            overrides["train#unlabeled_dataset#data"] = unlabeled
-            self._run_summary["unlabelled_images"] = len(unlabeled)
+            uris = [self._datastore.get_image_uri(i) for i in self._datastore.get_unlabeled_images()]
+            kept, left_out = split_by_dimension(uris, self.served_bundle.dimension)
+            overrides["train#unlabeled_dataset#data"] = [{"image": uri} for uri in kept]
+            self._run_summary["unlabelled_images"] = len(kept)
+            self._run_summary["unlabelled"] = kept
+            self._run_summary["left_out"]["unlabelled"] = left_out
         return overrides
 
     def run_single_gpu(self, request: dict[str, Any], overrides: dict[str, Any]) -> None:
