@@ -59,7 +59,7 @@ class MaskSupApp(MONAILabelApp):
             studies=studies,
             conf=conf,
             name="monai_masksup",
-            description="MaskSup segmentation bundles (GlaS glands, Kvasir-SEG/CVC-ClinicDB polyps)",
+            description=f"monai_masksup bundles: {', '.join(self.bundles)}",
             version=monailabel.__version__,
         )
 

@@ -25,6 +25,7 @@ else
     python3.11 -m venv "$venv"
     "$venv/bin/pip" install --quiet -r "$requirements"
     "$venv/bin/pip" install --quiet --no-deps "${no_deps[@]}"
+    # pip then reports that monai_masksup asks for numpy>=2.4.6: expected, it runs on the 1.26 of this set
     "$venv/bin/pip" install --quiet --no-deps -e .
     echo "$wanted" > "$stamp"
     echo "+ built $venv in $((SECONDS - start)) s"

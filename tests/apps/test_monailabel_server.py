@@ -47,6 +47,7 @@ SCORING = "disagreement_masksup_kvasir"
 SERVER_START_S = 180
 TRAIN_S = 300
 REQUEST_S = 120
+DATASTORE_S = 60
 
 
 # --- the server's environment --------------------------------------------------------------------------------
@@ -343,7 +344,12 @@ def test_a_removed_study_leaves_the_datastore(server):
     # the corrupt file would stop the semi-supervised training's unlabelled loader, which reads every study
     status, body, _ = server.delete("/datastore/image?id=corrupt")
     assert status == 200, body
-    assert "corrupt" not in json.loads(server.get("/datastore/?output=all")[1])["objects"]
+    assert not (server.studies / "corrupt.png").exists()
+    # the datastore (auto-reload) drops it when its file watcher reports the deletion: bounded wait
+    deadline = time.monotonic() + DATASTORE_S
+    while "corrupt" in json.loads(server.get("/datastore/?output=all")[1])["objects"]:
+        assert time.monotonic() < deadline, f"corrupt still listed after {DATASTORE_S} s\n{server.log_tail()}"
+        time.sleep(0.5)
 
 
 def _save_generated_labels(server: LabelServer) -> None:
