@@ -77,7 +77,13 @@ class MaskSupApp(MONAILabelApp):
         return infers
 
     def init_trainers(self) -> dict[str, TrainTask]:
-        return {name: MaskSupBundleTrainTask(bundle, self.conf) for name, bundle in self.bundles.items()}
+        trainers: dict[str, TrainTask] = {}
+        for name, bundle in self.bundles.items():
+            if (bundle.path / "configs" / "train.json").is_file():
+                trainers[name] = MaskSupBundleTrainTask(bundle, self.conf)
+            else:
+                logger.warning(f"model {name} is served for inference only: {bundle.path}/configs has no train.json")
+        return trainers
 
     def init_scoring_methods(self) -> dict[str, ScoringMethod]:
         return {

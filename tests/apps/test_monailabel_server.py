@@ -43,6 +43,9 @@ GLAS_IDS = ("testA_1", "train_1")
 CVC_FRAME = "1"
 GENERATED_IDS = tuple(f"generated_{i}" for i in range(4))
 VOLUME_IDS = ("volume_nifti", "volume_metaimage")
+#: a bundle of the retinal-OCT kind, written by the test: a 2D network run B-scan by B-scan over volumes
+VOLUME_BUNDLE = "slice_volume_demo"
+VOLUME_SHAPE = (32, 32, 4)
 SCORING = "disagreement_masksup_kvasir"
 SERVER_START_S = 180
 TRAIN_S = 300
@@ -69,6 +72,58 @@ def _untrained_model(bundle: Path) -> None:
     network = parser.get_parsed_content("network_def")
     (bundle / "models").mkdir()
     torch.save(network.state_dict(), bundle / "models" / "model.pt")
+
+
+def _volume_bundle(bundle: Path) -> None:
+    """
+    A volume bundle in the standard layout, as the retinal-OCT bundle will be: ``metadata.json`` with a 2D input
+    ``spatial_shape`` and a ``channel_def``; ``inference.json`` with ``network_def`` (a tiny 2D ``BasicUNet``),
+    ``preprocessing`` (``ITKReader``: NIfTI and MetaImage), a ``SliceInferer`` over the last axis, and
+    ``postprocessing``; a seeded, untrained ``models/model.pt``; no ``train.json`` (served for inference only).
+    """
+    (bundle / "configs").mkdir(parents=True)
+    metadata = {
+        "version": "0.1.0",
+        "description": "volume segmentation, B-scan by B-scan (test bundle)",
+        "network_data_format": {
+            "inputs": {"image": {"type": "image", "num_channels": 1, "spatial_shape": list(VOLUME_SHAPE[:2])}},
+            "outputs": {"pred": {"type": "image", "num_channels": 1, "channel_def": {"0": "fluid (logit)"}}},
+        },
+    }
+    inference = {
+        "imports": ["$import torch"],
+        "bundle_root": ".",
+        "device": "$torch.device('cpu')",
+        "network_def": {
+            "_target_": "BasicUNet",
+            "spatial_dims": 2,
+            "in_channels": 1,
+            "out_channels": 1,
+            "features": [4, 4, 4, 4, 4, 4],
+        },
+        "network": "$@network_def.to(@device)",
+        "preprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {"_target_": "LoadImaged", "keys": "image", "reader": "ITKReader", "image_only": True},
+                {"_target_": "EnsureChannelFirstd", "keys": "image"},
+                {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": 0, "a_max": 255, "b_min": 0, "b_max": 1},
+                {"_target_": "EnsureTyped", "keys": "image", "dtype": "$torch.float32"},
+            ],
+        },
+        "inferer": {"_target_": "SliceInferer", "spatial_dim": 2, "roi_size": [-1, -1], "sw_batch_size": 4},
+        "postprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
+                {"_target_": "AsDiscreted", "keys": "pred", "threshold": 0.5},
+            ],
+        },
+    }
+    (bundle / "configs" / "metadata.json").write_text(json.dumps(metadata))
+    (bundle / "configs" / "inference.json").write_text(json.dumps(inference))
+    (bundle / "configs" / "demo.json").write_text("{}")  # the server's --conf configs demo.json
+    _untrained_model(bundle)
 
 
 def _generated_image(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,11 +158,11 @@ def _studies(folder: Path) -> dict[str, Path]:
         for name in GLAS_IDS:
             images[name] = Path(shutil.copy(glas / f"{name}.bmp", folder))
     # volumes, which the 2D bundles' training and scoring leave out: a NIfTI, and a MetaImage header with its data
-    volume = np.random.default_rng(1).integers(0, 255, (16, 16, 4), dtype=np.uint8)
+    volume = np.random.default_rng(1).integers(0, 255, VOLUME_SHAPE, dtype=np.uint8)
     nib.save(nib.Nifti1Image(volume, np.eye(4)), folder / f"{VOLUME_IDS[0]}.nii.gz")
     (folder / f"{VOLUME_IDS[1]}.raw").write_bytes(volume.tobytes(order="F"))
     (folder / f"{VOLUME_IDS[1]}.mhd").write_text(
-        "ObjectType = Image\nNDims = 3\nDimSize = 16 16 4\nElementType = MET_UCHAR\n"
+        f"ObjectType = Image\nNDims = 3\nDimSize = {' '.join(map(str, VOLUME_SHAPE))}\nElementType = MET_UCHAR\n"
         f"ElementDataFile = {VOLUME_IDS[1]}.raw\n"
     )
     # random bytes under an image name: the datastore lists it, no reader can open it
@@ -226,6 +281,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelServer]:
             PROJECT_ROOT / "bundles" / name, root / "bundles" / name, ignore=shutil.ignore_patterns("models", "eval")
         )
         _untrained_model(root / "bundles" / name)
+    _volume_bundle(root / "bundles" / VOLUME_BUNDLE)
     _studies(root / "studies")
     label_server = LabelServer(root, python)
     try:
@@ -278,8 +334,12 @@ def _assert_served_equals_bundle(server: LabelServer, model: str, image_ids: lis
 
 def test_info_publishes_each_bundle_with_its_label_as_1(server):
     info = server.info()
-    assert set(info["models"]) == set(BUNDLES)
+    assert set(info["models"]) == {*BUNDLES, VOLUME_BUNDLE}
+    # the volume bundle has no train.json: inference only
     assert set(info["trainers"]) == set(BUNDLES)
+    assert info["models"][VOLUME_BUNDLE]["labels"] == {"fluid": 1}
+    # a 2D network through a SliceInferer segments volumes
+    assert info["models"][VOLUME_BUNDLE]["dimension"] == 3
     assert info["models"]["masksup_glas"]["labels"] == {"gland": 1}
     assert info["models"]["masksup_kvasir"]["labels"] == {"polyp": 1}
     assert info["models"]["masksup_kvasir"]["dimension"] == 2
@@ -301,6 +361,35 @@ def test_datastore_lists_bmp_tiles_and_volumes_without_an_extension_setting(serv
     assert listed[VOLUME_IDS[1]]["image"]["ext"] == ".mhd"
     if DATA_DIR.is_dir():
         assert listed[GLAS_IDS[0]]["image"]["ext"] == ".bmp"
+
+
+def _volume_mask_by_hand(server: LabelServer, volume: Path) -> np.ndarray:
+    """The volume bundle's mask computed here: its preprocessing, network and inferer, sigmoid > 0.5."""
+    from monai.bundle import ConfigParser
+
+    bundle = server.bundles / VOLUME_BUNDLE
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True))
+    image = parser.get_parsed_content("preprocessing")({"image": str(volume)})["image"].unsqueeze(0)
+    with torch.no_grad():
+        logits = parser.get_parsed_content("inferer")(image, network.eval())
+    return (torch.sigmoid(logits)[0, 0] > 0.5).numpy().astype(np.uint8)
+
+
+@pytest.mark.parametrize("image_id", VOLUME_IDS)
+def test_nifti_and_metaimage_volumes_get_a_nifti_volume_mask(server, image_id):
+    status, body, _ = server.post_json(f"/infer/{VOLUME_BUNDLE}?image={image_id}&output=image")
+    assert status == 200, f"{status} {body[:500]!r}\n{server.log_tail()}"
+    out = server.root / f"served_{image_id}.nii.gz"
+    out.write_bytes(body)
+    served = np.asarray(nib.load(out).dataobj)
+    assert served.dtype == np.uint8 and served.shape == VOLUME_SHAPE
+    # both volumes hold the same voxels, written as NIfTI and as MetaImage
+    expected = _volume_mask_by_hand(server, server.studies / f"{VOLUME_IDS[0]}.nii.gz")
+    assert 0 < expected.sum() < expected.size, "the seeded network should mark some voxels, not all"
+    np.testing.assert_array_equal(served, expected)
 
 
 def test_generated_png_masks_equal_the_bundle_inference_output(server):

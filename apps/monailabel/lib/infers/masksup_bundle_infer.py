@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from monai.bundle import ConfigParser
-from monai.transforms import SqueezeDimd
+from monai.transforms import Lambdad
 
 from lib.bundle_catalog import ServedBundle, published_labels, served_dimension
 from lib.torchvision_stand_in import torchvision_utils_stand_in
@@ -63,9 +63,12 @@ class MaskSupBundleInferTask(BundleInferTask):
         return parser
 
     def post_transforms(self, data: dict | None = None) -> Sequence[Callable]:
-        # MONAI Label's `Restored` (last) keeps the channel axis of a one-channel mask; its writer would then make
-        # a 2D mask a 3D image of depth 1
-        return [*super().post_transforms(data), SqueezeDimd(keys=self.key_pred, dim=0)]
+        # MONAI Label's `Restored` (last) keeps the channel axis of a one-channel 2D mask, whose writer would then
+        # make a 3D image of depth 1; it drops that of a volume mask itself
+        return [*super().post_transforms(data), Lambdad(keys=self.key_pred, func=self._without_channel)]
+
+    def _without_channel(self, mask: Any) -> Any:
+        return mask[0] if mask.ndim == self.dimension + 1 and mask.shape[0] == 1 else mask
 
     def writer(self, data: dict[str, Any], extension: str | None = None, dtype: str | None = None) -> tuple[Any, Any]:
         return super().writer(data, extension=".png" if self.dimension == 2 else ".nii.gz", dtype="uint8")
