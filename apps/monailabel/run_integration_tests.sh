@@ -14,7 +14,8 @@ requirements=apps/monailabel/requirements-label.txt
 no_deps=(monailabel==0.8.5 pydicom-seg==0.4.1)
 venv=.label-venv
 stamp="$venv/requirements.sha256"
-wanted=$({ cat "$requirements"; echo "${no_deps[*]}"; python3.11 --version; } | sha256sum | cut -d' ' -f1)
+# comments and blank lines of the requirements do not count
+wanted=$({ grep -v -e '^\s*#' -e '^\s*$' "$requirements"; echo "${no_deps[*]}"; python3.11 --version; } | sha256sum | cut -d' ' -f1)
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && "$venv/bin/python" -c "import monailabel" 2>/dev/null; then
     echo "+ reusing $venv (built from the same requirements)"

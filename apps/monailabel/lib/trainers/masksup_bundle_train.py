@@ -35,8 +35,8 @@ class MaskSupBundleTrainTask(BundleTrainTask):
 
     - ``overwrite``: the bundles' ``TrainingCheckpoint`` refuses a fresh run into a folder with an earlier run's
       files (HTTP 500 with the stock task);
-    - ``label_threshold`` 0: MONAI Label saves labels as class indices (1 = foreground), where the bundles'
-      default thresholds are for 0/255 masks;
+    - ``label_threshold`` 0, for a bundle whose train config has that key: MONAI Label saves labels as class
+      indices (1 = foreground), where the bundles' default thresholds are for 0/255 masks;
     - ``ckpt_dir`` and ``output_dir`` in :attr:`ServedBundle.work_dir`: MONAI Label offers every
       ``models/*.pt`` as a model file, so the interval checkpoints stay out of ``models/``; when the run ends
       the best model is copied to ``models/model.pt`` (:func:`~lib.model_publication.publish_best_model`), which
@@ -110,11 +110,13 @@ class MaskSupBundleTrainTask(BundleTrainTask):
             {
                 "overwrite": True,
                 "resume": False,
-                "label_threshold": 0,
                 "ckpt_dir": str(work_dir / "checkpoints"),
                 "output_dir": str(work_dir),
             }
         )
+        # only a bundle that binarises its masks by this key: another one's class-index labels stay as saved
+        if "label_threshold" in self.bundle_config.config:
+            overrides["label_threshold"] = 0
         self._run_summary["config_files"] = self.served_bundle.train_config_files(self._semi_supervised)
         self._run_summary["training_images"] = len(overrides[self.const.key_train_dataset_data()])
         self._run_summary["validation_images"] = len(overrides.get(self.const.key_validate_dataset_data()) or [])
