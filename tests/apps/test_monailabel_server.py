@@ -486,7 +486,8 @@ def test_semi_supervised_training_learns_from_the_unlabelled_2d_studies(server):
     expected = {p for p in expected if Path(p).stem not in labelled}
     assert {str(Path(p).resolve()) for p in summary["unlabelled"]} == expected
     assert summary["unlabelled_images"] == len(expected)
-    assert sorted(Path(p).name for p in summary["left_out"]["unlabelled"]) == ["volume_metaimage.mhd", "volume_nifti.nii.gz"]
+    left_out = sorted(Path(p).name for p in summary["left_out"]["unlabelled"])
+    assert left_out == [f"{VOLUME_IDS[1]}.mhd", f"{VOLUME_IDS[0]}.nii.gz"]
     # the bundle's own lists (its demo data) were never built: the datastore's lists replaced them
     assert not any(work_dir.rglob("demo_data"))
     # the mean teacher is in the run's interval checkpoint
