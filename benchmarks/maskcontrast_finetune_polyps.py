@@ -163,6 +163,7 @@ def finetune(network, frames, args, seed: int) -> dict:
 def pretrain(network, frames, args, seed: int) -> dict:
     """MaskContrast pre-training of a ``MaskContrastNet`` for ``args.pretrain_steps`` steps, proposals and views
     from the Kvasir bundle's ``pretrain_maskcontrast.json``."""
+    from ignite.engine import Events
     from monai.transforms import Compose
 
     from monai_masksup.engines import MaskContrastTrainer
@@ -191,9 +192,11 @@ def pretrain(network, frames, args, seed: int) -> dict:
         decollate=False,
     )
     losses: list[float] = []
-    from ignite.engine import Events
 
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(torch.as_tensor(e.state.output["loss"]).detach())))
+    def record_loss(engine) -> None:
+        losses.append(float(torch.as_tensor(engine.state.output["loss"]).detach()))
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, record_loss)
     wall = time.perf_counter()
     trainer.run()
     return {
@@ -206,6 +209,7 @@ def pretrain(network, frames, args, seed: int) -> dict:
 
 
 def _batches(frames: list[dict], batch_size: int = 8):
+    """``(images, labels)`` stacked in order, ``batch_size`` frames at a time."""
     for start in range(0, len(frames), batch_size):
         chunk = frames[start : start + batch_size]
         yield torch.stack([f["image"] for f in chunk]), torch.stack([f["label"] for f in chunk])
@@ -227,11 +231,13 @@ def evaluate(predict, frames: list[dict]) -> dict[str, float]:
 
 
 def segmentation_predictor(network):
+    """Binary prediction of a segmentation network in eval mode: ``sigmoid(logit) > 0.5``."""
     network.eval()
     return lambda images: torch.sigmoid(network(images)) > 0.5
 
 
 def saliency_predictor(network):
+    """Binary prediction of a ``MaskContrastNet``'s saliency head in eval mode: ``sigmoid(saliency) > 0.5``."""
     network.eval()
     return lambda images: torch.sigmoid(network(images)[1]) > 0.5
 
