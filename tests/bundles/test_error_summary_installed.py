@@ -19,7 +19,8 @@ WORKFLOW_CONFIGS = [
 
 def test_the_bundles_have_workflow_configs():
     names = {f"{c.parent.parent.name}/{c.name}" for c in WORKFLOW_CONFIGS}
-    assert {"masksup_glas/train.json", "masksup_kvasir/train.json", "masksup_glas/pretrain_maskcontrast.json"} <= names
+    assert {"masksup_glas/train.json", "masksup_kvasir/train.json", "masksup_glas/pretrain_maskcontrast.json",
+            "masksup_kvasir/pretrain_maskcontrast.json"} <= names
 
 
 @pytest.mark.parametrize("config", WORKFLOW_CONFIGS, ids=lambda c: f"{c.parent.parent.name}/{c.name}")

@@ -1,5 +1,5 @@
 """The Kvasir bundle's MaskContrast pre-training override on the generated demo polyps, and the hand-off of its
-trunk to MaskSup fine-tuning (the bundle's train.json has no ``pretrained_ckpt`` yet: ``network`` is overridden)."""
+trunk to MaskSup fine-tuning through train.json's ``pretrained_ckpt``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_pretrain_override_runs_one_tiny_epoch_and_saves_trunk_and_heads(pretrai
 
 
 @pytest.mark.slow
-def test_network_override_hands_the_pretrained_trunk_to_finetuning(pretrain_run):
+def test_pretrained_ckpt_hands_the_pretrained_trunk_to_finetuning(pretrain_run):
     ckpt = pretrain_run / "models_maskcontrast" / PRETRAINED
     pretrained = torch.load(ckpt, map_location="cpu", weights_only=True)
     parser = ConfigParser()
@@ -44,8 +44,7 @@ def test_network_override_hands_the_pretrained_trunk_to_finetuning(pretrain_run)
     parser.update(
         {
             "device": "$torch.device('cpu')",
-            # the command-line override the bundle README documents for fine-tuning
-            "network": f"$monai_masksup.networks.load_pretrained_trunk(@network_def, '{ckpt}').to(@device)",
+            "pretrained_ckpt": str(ckpt),
         }
     )
     state = parser.get_parsed_content("network").state_dict()
@@ -57,7 +56,7 @@ def test_network_override_hands_the_pretrained_trunk_to_finetuning(pretrain_run)
 
 @pytest.mark.slow
 def test_override_builds_maskcontrast_nets_in_a_fresh_interpreter():
-    # only the configs' own imports exist in a fresh process; train.json does not import monai_masksup.networks
+    # only the configs' own imports exist in a fresh process
     code = (
         "import sys; from monai.bundle import ConfigParser\n"
         "for names, extra in ((sys.argv[1:4], {}), ([sys.argv[1], sys.argv[3]], {'network_def#variant': '128s'})):\n"

@@ -1,4 +1,4 @@
-"""The GLaS bundle's multi_gpu_train.json builds its DDP network through ``pretrained_ckpt``, as train.json does."""
+"""Both bundles' multi_gpu_train.json build their DDP network through ``pretrained_ckpt``, as train.json does."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from monai.bundle import ConfigParser
 from monai.networks.nets import BasicUNet
 
 from monai_masksup.networks import MaskContrastNet
-from tests.bundles.conftest import GLAS_BUNDLE, configs
+from tests.bundles.conftest import GLAS_BUNDLE, KVASIR_BUNDLE, configs
 
 DEMO_FEATURES = (8, 8, 16, 32, 64, 8)  # demo.json's BasicUNet
 
@@ -24,14 +24,18 @@ def one_process_group(tmp_path):
         dist.destroy_process_group()
 
 
-def _ddp_network(**overrides):
+BUNDLES = pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
+
+
+def _ddp_network(bundle, **overrides):
     parser = ConfigParser()
-    parser.read_config(configs(GLAS_BUNDLE, "train.json", "demo.json", "multi_gpu_train.json"))
+    parser.read_config(configs(bundle, "train.json", "demo.json", "multi_gpu_train.json"))
     parser.update({"device": "$torch.device('cpu')", **overrides})
     return parser.get_parsed_content("network")
 
 
-def test_ddp_network_loads_every_pretrained_trunk_weight_and_no_head(tmp_path, one_process_group):
+@BUNDLES
+def test_ddp_network_loads_every_pretrained_trunk_weight_and_no_head(bundle, tmp_path, one_process_group):
     torch.manual_seed(1)
     pretrained = MaskContrastNet(trunk=BasicUNet(spatial_dims=2, in_channels=3, out_channels=1, features=DEMO_FEATURES))
     with torch.no_grad():
@@ -40,7 +44,7 @@ def test_ddp_network_loads_every_pretrained_trunk_weight_and_no_head(tmp_path, o
     ckpt = tmp_path / "maskcontrast_pretrained.pt"
     torch.save(pretrained.state_dict(), ckpt)
 
-    network = _ddp_network(pretrained_ckpt=str(ckpt))
+    network = _ddp_network(bundle, pretrained_ckpt=str(ckpt))
     assert isinstance(network, torch.nn.parallel.DistributedDataParallel)
     state = network.module.state_dict()
     trunk = {k.removeprefix("trunk."): v for k, v in pretrained.state_dict().items() if k.startswith("trunk.")}
@@ -52,20 +56,22 @@ def test_ddp_network_loads_every_pretrained_trunk_weight_and_no_head(tmp_path, o
     assert not torch.equal(state["final_conv.weight"], pretrained.embedding_head.weight[:1])
 
 
-def test_ddp_network_without_pretrained_ckpt_is_the_plain_network(one_process_group):
+@BUNDLES
+def test_ddp_network_without_pretrained_ckpt_is_the_plain_network(bundle, one_process_group):
     torch.manual_seed(1)
     expected = BasicUNet(spatial_dims=2, in_channels=3, out_channels=1, features=DEMO_FEATURES).state_dict()
     torch.manual_seed(1)
-    network = _ddp_network()
+    network = _ddp_network(bundle)
     assert type(network.module).__name__ == "BasicUNet"
     for name, value in network.module.state_dict().items():
         assert torch.equal(value, expected[name]), name
 
 
-def test_ddp_network_with_a_missing_pretrained_ckpt_fails_naming_the_path(tmp_path, one_process_group):
+@BUNDLES
+def test_ddp_network_with_a_missing_pretrained_ckpt_fails_naming_the_path(bundle, tmp_path, one_process_group):
     missing = tmp_path / "nowhere.pt"
     with pytest.raises(Exception) as info:
-        _ddp_network(pretrained_ckpt=str(missing))
+        _ddp_network(bundle, pretrained_ckpt=str(missing))
     chain, exc = [], info.value
     while exc is not None:
         chain.append(exc)
