@@ -1,0 +1,234 @@
+"""The four OCT storage layouts of the retinal-OCT bundle behind one interface: B-scan items, loading, data sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from monai.data import GridPatchDataset, IterableDataset, ShuffleBuffer
+from monai.transforms import Compose
+from torch.utils.data import ChainDataset
+
+from .annotated_columns import DEFAULT_IGNORE_VALUE
+from .bscan_folders import index_bscan_folders
+from .demo_data import _demo_notice, _generate_once
+from .duke_oct import ColumnRanges, duke_oct_transforms, index_duke_oct
+from .nifti_volumes import index_nifti_volumes
+from .oct_bscans import bscan_png_volume_transforms, oct_bscan_dataset, oct_volume_transforms
+from .oct_splits import group_bscans_by_volume, volume_bscan_items
+from .retouch import index_retouch
+from .synthetic_oct import make_synthetic_retouch
+
+__all__ = [
+    "OCT_LAYOUTS",
+    "OCT_DEMO_SHAPE",
+    "index_oct_bscans",
+    "oct_loading_transforms",
+    "oct_bscan_set",
+    "oct_bscan_stream",
+    "load_oct_bscans",
+    "oct_data_or_demo",
+]
+
+#: ``retouch``: RETOUCH ``.mhd`` volumes (ITK); ``nifti``: NIfTI volumes (NiBabel); ``bscans``: volumes stored as
+#: folders of PNG B-scans; ``duke``: the Duke DME export of single annotated B-scans.
+OCT_LAYOUTS: tuple[str, ...] = ("retouch", "nifti", "bscans", "duke")
+#: ``(n_bscans, depth, width)`` of each generated demo volume (2 volumes of each of the 3 RETOUCH vendors).
+OCT_DEMO_SHAPE: tuple[int, int, int] = (8, 48, 64)
+_DEMO_FOLDER = "retouch_synthetic"
+_BSCAN_KEY = "bscan"
+
+
+def _check_layout(layout: str) -> str:
+    if layout not in OCT_LAYOUTS:
+        raise ValueError(f"`layout` must be one of {list(OCT_LAYOUTS)}, got {layout!r}.")
+    return layout
+
+
+def index_oct_bscans(
+    layout: str,
+    dataset_dir: str | os.PathLike,
+    label_dir: str | os.PathLike | None = None,
+    annotated_columns: ColumnRanges = None,
+) -> list[dict]:
+    """One item per pixel-labelled B-scan of a data set, each with its ``"subject"``, for the repeated splits.
+
+    - ``"retouch"``: :func:`index_retouch` on ``dataset_dir``; one item per B-scan of each volume (``"bscan"``:
+      its index), counted from the ``.mhd`` headers.
+    - ``"nifti"``: :func:`index_nifti_volumes` with images in ``dataset_dir`` and labels in ``label_dir``.
+    - ``"bscans"``: :func:`index_bscan_folders` on ``dataset_dir`` (every volume must have its ``labels/``).
+    - ``"duke"``: :func:`index_duke_oct` on ``dataset_dir`` with ``annotated_columns`` (the B-scans are the items).
+
+    Args:
+        layout: one of :data:`OCT_LAYOUTS`.
+        dataset_dir: the data set's folder.
+        label_dir: the label folder of the ``"nifti"`` layout (required there, unused elsewhere).
+        annotated_columns: the Duke option of the same name (ignored columns); ``None`` elsewhere.
+
+    Returns:
+        B-scan items (volume layouts: the volume item plus ``"bscan"``; Duke: its items).
+
+    Raises:
+        ValueError: for an unknown layout, a NIfTI layout without ``label_dir``, or ``annotated_columns`` outside
+            the Duke layout.
+        DatasetLayoutError, DataFileError: from the indexers, naming the folder or file.
+    """
+    _check_layout(layout)
+    if annotated_columns is not None and layout != "duke":
+        raise ValueError(f"`annotated_columns` applies to the 'duke' layout only, not {layout!r}.")
+    if layout == "duke":
+        return index_duke_oct(dataset_dir, annotated_columns=annotated_columns)
+    if layout == "retouch":
+        return volume_bscan_items(index_retouch(dataset_dir), bscan_key=_BSCAN_KEY)
+    if layout == "nifti":
+        if label_dir is None:
+            raise ValueError("the 'nifti' layout needs `label_dir`, the folder of the label volumes.")
+        return volume_bscan_items(index_nifti_volumes(dataset_dir, label_dir), bscan_key=_BSCAN_KEY)
+    volumes = index_bscan_folders(dataset_dir)
+    unlabelled = [v["volume"] for v in volumes if "label" not in v]
+    if unlabelled:
+        raise ValueError(
+            f"B-scan folders: volume '{Path(dataset_dir) / unlabelled[0]}' has no 'labels' folder; every volume of "
+            "the training data needs its pixel labels (they are hidden by the split, not by the files)."
+        )
+    return [dict(v, **{_BSCAN_KEY: k}) for v in volumes for k in range(len(v["image"]))]
+
+
+def oct_loading_transforms(
+    layout: str,
+    num_classes: int = 4,
+    ignore_value: float = DEFAULT_IGNORE_VALUE,
+    lower: float = 1.0,
+    upper: float = 99.0,
+) -> list:
+    """The transforms that load one item of the layout: a normalised volume, or a normalised Duke B-scan.
+
+    Volumes come out as ``(1, width, depth, n_bscans)`` (normalised per volume, labels checked against
+    ``0 .. num_classes - 1``); Duke B-scans as ``(1, width, height)`` (normalised per B-scan, fluid in {0, 1},
+    unannotated columns ``ignore_value``).
+
+    Args:
+        layout: one of :data:`OCT_LAYOUTS`.
+        num_classes: number of classes, background included (4 for RETOUCH, 2 for Duke).
+        ignore_value: label value of unannotated Duke columns.
+        lower: lower percentile of the intensity normalisation.
+        upper: upper percentile of the intensity normalisation.
+
+    Returns:
+        a list of MONAI transforms.
+    """
+    _check_layout(layout)
+    if layout == "duke":
+        return duke_oct_transforms(ignore_value=ignore_value, lower=lower, upper=upper)
+    if layout == "bscans":
+        return bscan_png_volume_transforms(num_classes=num_classes, lower=lower, upper=upper)
+    reader = "ITKReader" if layout == "retouch" else "NibabelReader"
+    return oct_volume_transforms(reader=reader, num_classes=num_classes, lower=lower, upper=upper)
+
+
+def oct_bscan_set(
+    layout: str, bscan_items: Sequence[dict], loading: Sequence[Callable], bscan_transforms: Sequence[Callable] = ()
+) -> IterableDataset:
+    """The B-scans of some B-scan items as an iterable MONAI data set, each volume loaded once.
+
+    Volume layouts: the items are grouped by volume (:func:`group_bscans_by_volume`) and cut by
+    :func:`oct_bscan_dataset` (MONAI's ``GridPatchDataset``); Duke: a MONAI ``IterableDataset`` of the B-scans.
+    Either way ``bscan_transforms`` run on each 2D B-scan ``(C, width, depth)``.
+
+    Args:
+        layout: one of :data:`OCT_LAYOUTS`.
+        bscan_items: items of :func:`index_oct_bscans` (e.g. one part of a split).
+        loading: :func:`oct_loading_transforms` of the layout.
+        bscan_transforms: transforms of every B-scan item.
+
+    Returns:
+        an iterable data set of B-scan items (no length: give an evaluator's loader as it is, a trainer's an
+        ``epoch_length``).
+    """
+    _check_layout(layout)
+    if layout == "duke":
+        return IterableDataset(list(bscan_items), transform=Compose([*loading, *bscan_transforms]))
+    return oct_bscan_dataset(
+        group_bscans_by_volume(bscan_items, bscan_key=_BSCAN_KEY),
+        volume_transforms=loading,
+        bscan_transforms=list(bscan_transforms) or None,
+    )
+
+
+def oct_bscan_stream(sets: Sequence[IterableDataset], buffer_size: int = 256, seed: int = 0) -> ShuffleBuffer:
+    """The B-scans of several sets one after the other, shuffled through a buffer (MONAI's ``ShuffleBuffer``).
+
+    The unlabelled stream of Self-Taught / Mean-Taught: the image-labelled and the unlabelled B-scans, mixed.
+    Give it to a ``DataLoader`` with ``num_workers=0``: the sets already share volumes out among workers, and the
+    buffer would share them out again.
+
+    Args:
+        sets: iterable B-scan sets (:func:`oct_bscan_set`).
+        buffer_size: B-scans held in the shuffle buffer.
+        seed: seed of the buffer's draws (it moves on at every pass).
+
+    Returns:
+        the shuffled stream.
+    """
+    return ShuffleBuffer(ChainDataset(list(sets)), buffer_size=int(buffer_size), seed=int(seed))
+
+
+def load_oct_bscans(
+    layout: str, bscan_items: Sequence[dict], loading: Sequence[Callable], bscan_transforms: Sequence[Callable] = ()
+) -> list[dict]:
+    """The loaded B-scans of some B-scan items, in memory (for the few pixel-labelled B-scans of a split).
+
+    A list gives the training loader a length (epochs of one pass) and lets it shuffle; each volume is read once.
+
+    Args:
+        layout, bscan_items, loading, bscan_transforms: as :func:`oct_bscan_set`.
+
+    Returns:
+        the loaded 2D B-scan items.
+    """
+    return list(oct_bscan_set(layout, bscan_items, loading, bscan_transforms))
+
+
+def oct_data_or_demo(
+    layout: str,
+    dataset_dir: str | os.PathLike | None,
+    demo_dir: str | os.PathLike,
+    action: str = "training",
+) -> str:
+    """The folder the retinal-OCT bundle reads: ``dataset_dir`` when configured, else the generated demo set.
+
+    Without a configured data set (``dataset_dir`` is ``None``, layout ``"retouch"``) six OCT-like volumes
+    (:func:`make_synthetic_retouch`: 2 volumes of each vendor, :data:`OCT_DEMO_SHAPE`, seed 0: layered retina
+    with IRF, SRF and PED pockets) are written once as real MetaImage files in ``<demo_dir>/retouch_synthetic``
+    in the RETOUCH layout, read by the same ITK path as RETOUCH, and the log says so. A configured folder is
+    returned as given: when it is missing the layout's indexer raises an error naming it.
+
+    Args:
+        layout: the configured layout (:data:`OCT_LAYOUTS`).
+        dataset_dir: the configured data folder, or ``None``.
+        demo_dir: the folder that holds generated demo sets.
+        action: what the bundle does with the data, for the log line.
+
+    Returns:
+        the folder to index, as a string.
+
+    Raises:
+        ValueError: when ``dataset_dir`` is an empty string, or missing for a layout other than ``"retouch"``.
+        DatasetLayoutError: when the demo folder exists but holds no complete generated set.
+    """
+    _check_layout(layout)
+    if dataset_dir is not None:
+        if not str(dataset_dir).strip():
+            raise ValueError("`dataset_dir` is an empty string: give the OCT data folder, or leave the option out.")
+        return str(dataset_dir)
+    if layout != "retouch":
+        raise ValueError(
+            f"layout {layout!r} needs --dataset_dir (the generated demo set is in the 'retouch' layout only)."
+        )
+    folder = Path(demo_dir).resolve() / _DEMO_FOLDER
+    _generate_once(
+        folder, "Topcon/TRAIN006/reference.mhd", lambda out: make_synthetic_retouch(out, n_volumes=2, shape=OCT_DEMO_SHAPE)
+    )
+    _demo_notice(folder, action, "--dataset_dir", "RETOUCH, Duke DME or your own OCT data")
+    return str(folder)
