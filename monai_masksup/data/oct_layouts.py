@@ -14,6 +14,8 @@ from .annotated_columns import DEFAULT_IGNORE_VALUE
 from .bscan_folders import index_bscan_folders
 from .demo_data import _demo_notice, _generate_once
 from .duke_oct import ColumnRanges, duke_oct_transforms, index_duke_oct
+from .errors import DatasetLayoutError
+from .layout import IMAGE_SUFFIXES, list_image_files
 from .nifti_volumes import index_nifti_volumes
 from .oct_bscans import bscan_png_volume_transforms, oct_bscan_dataset, oct_volume_transforms
 from .oct_splits import group_bscans_by_volume, volume_bscan_items
@@ -29,6 +31,8 @@ __all__ = [
     "oct_bscan_stream",
     "load_oct_bscans",
     "oct_data_or_demo",
+    "OCT_INFERENCE_INPUTS",
+    "list_oct_inference_inputs",
 ]
 
 #: ``retouch``: RETOUCH ``.mhd`` volumes (ITK); ``nifti``: NIfTI volumes (NiBabel); ``bscans``: volumes stored as
@@ -37,6 +41,12 @@ OCT_LAYOUTS: tuple[str, ...] = ("retouch", "nifti", "bscans", "duke")
 #: ``(n_bscans, depth, width)`` of each generated demo volume (2 volumes of each of the 3 RETOUCH vendors).
 OCT_DEMO_SHAPE: tuple[int, int, int] = (8, 48, 64)
 _DEMO_FOLDER = "retouch_synthetic"
+_VOLUME_SUFFIXES = (".mhd", ".nii", ".gz")
+#: what the inference config accepts in ``--input_dir``
+OCT_INFERENCE_INPUTS = (
+    "a folder of OCT volumes (.mhd with their .raw, .nii, .nii.gz; B-scans along the last axis) or of 2D B-scan "
+    "images (.png, .jpg, .bmp, .tif), not both"
+)
 _BSCAN_KEY = "bscan"
 
 
@@ -232,3 +242,31 @@ def oct_data_or_demo(
     )
     _demo_notice(folder, action, "--dataset_dir", "RETOUCH, Duke DME or your own OCT data")
     return str(folder)
+
+
+def list_oct_inference_inputs(input_dir: str | os.PathLike) -> dict:
+    """The inputs of the retinal-OCT inference: the volumes or the B-scan images directly inside ``input_dir``.
+
+    Args:
+        input_dir: the folder to list (not recursive).
+
+    Returns:
+        ``{"kind": "volumes" | "bscans", "files": [path, ...]}`` in natural name order.
+
+    Raises:
+        DatasetLayoutError: naming the folder when it is missing, holds neither kind, or holds both.
+    """
+    files = list_image_files(
+        input_dir, "OCT inference input", OCT_INFERENCE_INPUTS, "your own data (set --input_dir)",
+        suffixes=(*IMAGE_SUFFIXES, *_VOLUME_SUFFIXES),
+    )  # fmt: skip
+    volumes = [f for f in files if f.name.lower().endswith((".mhd", ".nii", ".nii.gz"))]
+    images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+    if volumes and images:
+        raise DatasetLayoutError(
+            f"OCT inference input '{input_dir}' holds volumes ('{volumes[0].name}') and B-scan images "
+            f"('{images[0].name}'): give {OCT_INFERENCE_INPUTS}."
+        )
+    if not volumes and not images:
+        raise DatasetLayoutError(f"OCT inference input '{input_dir}' holds no volume and no B-scan image.")
+    return {"kind": "volumes" if volumes else "bscans", "files": [str(f) for f in volumes or images]}
