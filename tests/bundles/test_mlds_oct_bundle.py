@@ -1,0 +1,189 @@
+"""The retinal-OCT bundle: its generated default runs end to end, every mode trains, Mean-Taught resumes its teacher,
+a given missing folder is an error, and the real Duke subset trains through the ``duke`` layout."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from PIL import Image
+
+from monai_masksup.data import DatasetLayoutError, synthetic_oct_volume, write_bscan_pngs
+from monai_masksup.engines.mlds_trainer import MLDS_MODES
+from tests.bundles.conftest import BUNDLES_DIR, bundle_run, configs, exception_chain
+from tests.conftest import PROJECT_ROOT
+
+OCT_BUNDLE = BUNDLES_DIR / "mlds_retinal_oct"
+DUKE_DIR = PROJECT_ROOT.parent / "shared" / "data" / "duke_oct"
+DEMO_NOTICE = (
+    "no data set configured: {action} on the generated demo set in {folder}; pass --dataset_dir to use RETOUCH, "
+    "Duke DME or your own OCT data"
+)
+
+
+@pytest.fixture(scope="module")
+def demo_data_dir(tmp_path_factory) -> Path:
+    """One generated demo set shared by the runs of this module (each run has its own bundle root)."""
+    return tmp_path_factory.mktemp("oct_demo")
+
+
+@pytest.fixture
+def demo_log(caplog, monkeypatch):
+    """The demo-data log records; the logger is re-enabled in case a bundle run's ``fileConfig`` disabled it."""
+    monkeypatch.setattr(logging.getLogger("monai_masksup.data.demo_data"), "disabled", False)
+    caplog.set_level(logging.WARNING, logger="monai_masksup.data.demo_data")
+    return caplog
+
+
+def _train(bundle_root: Path, demo_data_dir: Path, **overrides) -> None:
+    overrides = {"bundle_root": str(bundle_root), "demo_data_dir": str(demo_data_dir), "epochs": 1, **overrides}
+    bundle_run(OCT_BUNDLE, ["train.json", "demo.json"], **overrides)
+
+
+def test_train_json_without_data_option_generates_metaimage_volumes_and_says_so(tmp_path, demo_log):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(configs(OCT_BUNDLE, "train.json"))
+    parser["bundle_root"] = str(tmp_path)
+    split = parser.get_parsed_content("split")
+    folder = tmp_path / "eval" / "demo_data" / "retouch_synthetic"
+    assert [r.getMessage() for r in demo_log.records] == [DEMO_NOTICE.format(action="training", folder=folder)]
+    # 3 vendors x 2 volumes, real MetaImage pairs read through the ITK path
+    volumes = sorted(p.parent.relative_to(folder).as_posix() for p in folder.rglob("oct.mhd"))
+    assert len(volumes) == 6 and all((folder / v / "oct.raw").is_file() for v in volumes)
+    first = parser.get_parsed_content("train#dataset")[0]  # loaded by the ITK reader, cut into a B-scan
+    assert first["image"].meta["filename_or_obj"].endswith("oct.mhd") and tuple(first["image"].shape) == (1, 512, 512)
+    # 6 volumes of 8 B-scans; the default 24 pixel-labelled B-scans come from the training subjects only
+    assert len(split["pixel"]) == 24
+    train_subjects = {item["subject"] for part in ("pixel", "image", "unlabelled") for item in split[part]}
+    assert train_subjects.isdisjoint({item["subject"] for item in split["test"]})
+    assert parser.get_parsed_content("num_classes") == 4
+
+
+@pytest.mark.slow
+def test_embedded_default_trains_evaluates_and_infers_on_volumes_and_bscans(tmp_path, demo_data_dir):
+    root = tmp_path / "b"
+    _train(root, demo_data_dir)
+    assert (root / "models" / "model.pt").is_file()
+    common = {"bundle_root": str(root), "demo_data_dir": str(demo_data_dir)}
+    bundle_run(OCT_BUNDLE, ["train.json", "evaluate.json", "demo.json"], **common)
+    metrics = dict(line.split(",") for line in (root / "eval" / "metrics.csv").read_text().splitlines())
+    assert 0.0 <= float(metrics["test_mean_iou"]) <= 1.0 and 0.0 <= float(metrics["test_mean_dice"]) <= 1.0
+    # 2 of the 6 subjects held out, 8 B-scans each: one row per test B-scan
+    assert len((root / "eval" / "test_mean_iou_raw.csv").read_text().splitlines()) == 1 + 16
+
+    # inference without an input folder: the generated volumes, B-scan by B-scan (SliceInferer), original size
+    import nibabel as nib
+
+    bundle_run(OCT_BUNDLE, ["inference.json", "demo.json"], **common)
+    predictions = sorted((root / "eval" / "predictions").rglob("oct_seg.nii.gz"))
+    assert len(predictions) == 6
+    volume = np.asarray(nib.load(predictions[0]).dataobj)
+    assert volume.shape == (64, 48, 8)  # (width, depth, B-scans) of the generated (8, 48, 64) volume
+    assert set(np.unique(volume)) <= {0, 1, 2, 3}
+
+    # inference on a folder of B-scan PNGs: one class-index PNG per B-scan, at the B-scan's size
+    image, _ = synthetic_oct_volume((2, 40, 56), seed=5)
+    write_bscan_pngs(image, None, tmp_path / "scans")
+    bundle_run(OCT_BUNDLE, ["inference.json", "demo.json"], input_dir=str(tmp_path / "scans" / "images"), **common)
+    masks = sorted((root / "eval" / "predictions").glob("*_seg.png"))
+    assert [m.name for m in masks] == ["bscan_000_seg.png", "bscan_001_seg.png"]
+    with Image.open(masks[0]) as mask:
+        assert mask.size == (56, 40)
+        assert set(np.unique(np.asarray(mask))) <= {0, 1, 2, 3}
+
+
+def _checkpoint(root: Path) -> dict:
+    (path,) = sorted((root / "models").glob("checkpoint_epoch=*.pt"))
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [pytest.param(m, marks=pytest.mark.slow) if m not in ("supervised", "mean_taught") else m for m in MLDS_MODES],
+)
+def test_every_mode_trains_two_iterations_of_the_demo(tmp_path, demo_data_dir, mode):
+    _train(tmp_path, demo_data_dir, mode=mode)
+    state = _checkpoint(tmp_path)
+    # 8 pixel-labelled B-scans in batches of 4
+    assert state["trainer"]["iteration"] == 2 and state["trainer"]["epoch_length"] == 2
+    assert ("ema_teacher" in state.get("extra_state", {})) == (mode in ("mean_taught", "mean_teacher"))
+
+
+def test_mean_taught_resume_restores_the_teacher(tmp_path, demo_data_dir):
+    from monai.bundle import ConfigWorkflow
+
+    _train(tmp_path, demo_data_dir, mode="mean_taught")
+    saved = _checkpoint(tmp_path)["extra_state"]["ema_teacher"]
+
+    workflow = ConfigWorkflow(
+        config_file=configs(OCT_BUNDLE, "train.json", "demo.json"),
+        logging_file=str(OCT_BUNDLE / "configs" / "logging.conf"),
+        workflow_type="train",
+        bundle_root=str(tmp_path),
+        demo_data_dir=str(demo_data_dir),
+        mode="mean_taught",
+        epochs=2,
+        resume=True,
+    )
+    workflow.initialize()
+    teacher = workflow.parser.get_parsed_content("ema_teacher")
+    fresh = {k: v.clone() for k, v in teacher.state_dict().items()}
+    seen: dict = {}
+
+    def _teacher_at_first_iteration(engine):
+        seen.update({k: v.clone() for k, v in teacher.state_dict().items()})
+
+    trainer = workflow.parser.get_parsed_content("train#trainer")
+    trainer.add_event_handler(Events.ITERATION_STARTED(once=3), _teacher_at_first_iteration)
+    workflow.run()
+    workflow.finalize()
+    assert trainer.state.epoch == 2 and trainer.state.iteration == 4
+    # at the first iteration of the resumed epoch the teacher is the saved one, not the new run's copy of the student
+    assert seen.keys() == saved.keys()
+    assert all(torch.equal(seen[k], saved[k]) for k in saved)
+    assert any(not torch.equal(fresh[k], saved[k]) for k in saved if saved[k].is_floating_point())
+
+
+@pytest.mark.parametrize("layout", ["retouch", "duke"])
+def test_given_missing_folder_is_an_error_naming_it_not_a_fallback(tmp_path, layout):
+    folder = tmp_path / "no_such_data"
+    with pytest.raises(Exception) as info:
+        bundle_run(
+            OCT_BUNDLE, ["train.json", "demo.json"], bundle_root=str(tmp_path / "b"), dataset_dir=str(folder),
+            layout=layout,
+        )  # fmt: skip
+    messages = [str(e) for e in exception_chain(info.value) if isinstance(e, DatasetLayoutError)]
+    assert messages and str(folder) in messages[0]
+    assert not (tmp_path / "b" / "eval" / "demo_data").exists()
+
+
+def test_layout_other_than_retouch_without_folder_is_refused(tmp_path):
+    with pytest.raises(Exception) as info:
+        bundle_run(OCT_BUNDLE, ["train.json", "demo.json"], bundle_root=str(tmp_path), layout="duke")
+    assert any("needs --dataset_dir" in str(e) for e in exception_chain(info.value))
+    assert not (tmp_path / "eval" / "demo_data").exists()
+
+
+@pytest.mark.skipif(not DUKE_DIR.is_dir(), reason=f"{DUKE_DIR} is absent (../shared/data is not beside the project)")
+def test_duke_subset_trains_through_the_duke_layout_with_unannotated_columns_ignored(tmp_path):
+    bundle_run(
+        OCT_BUNDLE,
+        ["train.json", "demo.json"],
+        bundle_root=str(tmp_path),
+        layout="duke",
+        dataset_dir=str(DUKE_DIR),
+        ignore_unannotated="fluid_extent",
+        mode="self_taught",
+        epochs=1,
+    )
+    state = _checkpoint(tmp_path)
+    # subject 1 or 2 is held out; 8 of the other's 11 B-scans are pixel-labelled, in batches of 4
+    assert state["trainer"]["iteration"] == 2
+    model = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
+    assert model["standard_head.out.conv.weight"].shape[0] == 2  # background and fluid
