@@ -25,6 +25,7 @@ from .synthetic_oct import make_synthetic_retouch
 __all__ = [
     "OCT_LAYOUTS",
     "OCT_DEMO_SHAPE",
+    "OCT_DEMO_FOLDER",
     "index_oct_bscans",
     "oct_loading_transforms",
     "oct_bscan_set",
@@ -40,7 +41,8 @@ __all__ = [
 OCT_LAYOUTS: tuple[str, ...] = ("retouch", "nifti", "bscans", "duke")
 #: ``(n_bscans, depth, width)`` of each generated demo volume (2 volumes of each of the 3 RETOUCH vendors).
 OCT_DEMO_SHAPE: tuple[int, int, int] = (8, 48, 64)
-_DEMO_FOLDER = "retouch_synthetic"
+#: folder of the generated demo set inside the bundle's demo-data folder
+OCT_DEMO_FOLDER = "retouch_synthetic"
 _VOLUME_SUFFIXES = (".mhd", ".nii", ".gz")
 #: what the inference config accepts in ``--input_dir``
 OCT_INFERENCE_INPUTS = (
@@ -236,7 +238,7 @@ def oct_data_or_demo(
         raise ValueError(
             f"layout {layout!r} needs --dataset_dir (the generated demo set is in the 'retouch' layout only)."
         )
-    folder = Path(demo_dir).resolve() / _DEMO_FOLDER
+    folder = Path(demo_dir).resolve() / OCT_DEMO_FOLDER
     _generate_once(
         folder, "Topcon/TRAIN006/reference.mhd", lambda out: make_synthetic_retouch(out, n_volumes=2, shape=OCT_DEMO_SHAPE)
     )
