@@ -3,7 +3,10 @@ a given missing folder is an error, and the real Duke subset trains through the 
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,8 @@ from PIL import Image
 
 from monai_masksup.data import DatasetLayoutError, synthetic_oct_volume, write_bscan_pngs
 from monai_masksup.engines.mlds_trainer import MLDS_MODES
-from tests.bundles.conftest import BUNDLES_DIR, bundle_run, configs, exception_chain
+from monai_masksup.data import RETOUCH_CLASSES
+from tests.bundles.conftest import BUNDLES_DIR, bundle_run, cli_args, configs, exception_chain, subprocess_env
 from tests.conftest import PROJECT_ROOT
 
 OCT_BUNDLE = BUNDLES_DIR / "mlds_retinal_oct"
@@ -63,6 +67,76 @@ def test_train_json_without_data_option_generates_metaimage_volumes_and_says_so(
     train_subjects = {item["subject"] for part in ("pixel", "image", "unlabelled") for item in split[part]}
     assert train_subjects.isdisjoint({item["subject"] for item in split["test"]})
     assert parser.get_parsed_content("num_classes") == 4
+
+
+@pytest.mark.slow
+def test_command_without_data_option_says_so_before_the_run(tmp_path):
+    # `python -m monai.bundle run --config_file .../train.json` (+ the demo overlay), from another folder
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs(OCT_BUNDLE, "train.json", "demo.json"))]
+    cmd += ["--logging_file", str(OCT_BUNDLE / "configs" / "logging.conf"), "--epochs", "1"]
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    log_lines = [line for line in proc.stdout.splitlines() if " - " in line]
+    folder = tmp_path / "eval" / "demo_data" / "retouch_synthetic"
+    # only MONAI's logging set-up line precedes the notice
+    assert any(DEMO_NOTICE.format(action="training", folder=folder) in line for line in log_lines[:2]), log_lines[:5]
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
+def test_metadata_describes_the_default_network_and_the_retouch_classes():
+    from monai.bundle import ConfigParser
+
+    meta = json.loads((OCT_BUNDLE / "configs" / "metadata.json").read_text())
+    image = meta["network_data_format"]["inputs"]["image"]
+    pred = meta["network_data_format"]["outputs"]["pred"]
+    parser = ConfigParser()
+    parser.read_config(configs(OCT_BUNDLE, "train.json"))
+    assert (image["num_channels"], image["spatial_shape"], image["value_range"]) == (1, parser["image_size"], [0, 1])
+    assert pred["num_channels"] == parser.get_parsed_content("num_classes") == len(RETOUCH_CLASSES)
+    assert [name.split(" (")[-1].rstrip(")") for name in list(pred["channel_def"].values())[1:]] == list(
+        RETOUCH_CLASSES[1:]
+    )
+    assert parser["n_pixel_labelled"] == 24 and parser["mode"] == "supervised"
+    assert parser["network_def"]["_target_"] == "monai_masksup.networks.HierarchicalUNet"
+
+
+def test_validation_leaves_ignored_pixels_out_of_the_metrics():
+    from monai.bundle import ConfigParser
+    from monai.metrics import MeanIoU
+
+    parser = ConfigParser()
+    parser.read_config(configs(OCT_BUNDLE, "train.json"))
+    parser["layout"] = "duke"  # 2 classes
+    post = parser.get_parsed_content("validate#postprocessing")
+    # fluid predicted everywhere; the label has fluid in column 1 only and column 0 unannotated (255)
+    pred = torch.zeros(2, 3, 2)
+    pred[1] = 1.0
+    label = torch.tensor([[[255.0, 255.0], [1.0, 1.0], [0.0, 0.0]]])
+    out = post({"pred": pred, "label": label})
+    assert out["pred"].shape == out["label"].shape == (2, 3, 2)
+    # fluid IoU: 2 true pixels of 4 predicted in the annotated columns 1-2 (column 0 counts for neither)
+    iou = MeanIoU(include_background=False)(out["pred"][None], out["label"][None])
+    assert iou.item() == pytest.approx(2 / 4)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_mean_taught_training_saves_the_teacher_once(tmp_path, demo_data_dir):
+    bundle_root = tmp_path / "bundle"
+    overrides = {"bundle_root": bundle_root, "demo_data_dir": demo_data_dir, "mode": "mean_taught", "epochs": 2}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += ["-m", "monai.bundle", "run", "--config_file"]
+    cmd += [str(configs(OCT_BUNDLE, "train.json", "demo.json", "multi_gpu_train.json"))]
+    cmd += cli_args({**overrides, "dist_backend": "gloo"})
+    env = subprocess_env()
+    env["CUDA_VISIBLE_DEVICES"] = ""  # the gloo/CPU path even where a GPU exists
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    models = bundle_root / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["checkpoint_epoch=2.pt", "model.pt", "model.pt.record.json"]
+    state = torch.load(models / "checkpoint_epoch=2.pt", map_location="cpu", weights_only=False)
+    assert not any(k.startswith("module.") for k in state["model"])
+    # 8 pixel-labelled B-scans shared by 2 ranks: 4 each, one batch of 4 an epoch
+    assert state["trainer"]["iteration"] == 2 and "ema_teacher" in state["extra_state"]
 
 
 @pytest.mark.slow
