@@ -240,7 +240,9 @@ def oct_data_or_demo(
         )
     folder = Path(demo_dir).resolve() / OCT_DEMO_FOLDER
     _generate_once(
-        folder, "Topcon/TRAIN006/reference.mhd", lambda out: make_synthetic_retouch(out, n_volumes=2, shape=OCT_DEMO_SHAPE)
+        folder,
+        "Topcon/TRAIN006/reference.mhd",
+        lambda out: make_synthetic_retouch(out, n_volumes=2, shape=OCT_DEMO_SHAPE),
     )
     _demo_notice(folder, action, "--dataset_dir", "RETOUCH, Duke DME or your own OCT data")
     return str(folder)

@@ -3,7 +3,6 @@ supplement's baselines, on the shared multi-pass training step."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,6 +16,7 @@ from monai_masksup.engines.extra_state import GeneratorState
 from monai_masksup.engines.multi_pass_trainer import MultiPassTrainer, TrainingBatch, TrainingStep, to_float32
 from monai_masksup.engines.pseudo_labels import restricted_pseudo_labels
 from monai_masksup.engines.teacher_perturbation import FlipAffinePerturbation
+from monai_masksup.engines.semi_supervised_trainer import _passes_per_epoch
 from monai_masksup.engines.unlabeled_stream import UnlabeledStream
 from monai_masksup.keys import PluginKeys
 from monai_masksup.losses.consistency import ConsistencyLoss
@@ -202,11 +202,10 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
         self.unlabelled_data_loader = unlabelled_data_loader
         self.unlabelled: UnlabeledStream | None = None
         if unlabelled_data_loader is not None:
-            self.unlabelled = UnlabeledStream(
-                unlabelled_data_loader,
-                "unlabelled_data_loader",
-                passes_per_epoch=_passes_per_epoch(unlabelled_data_loader, self.state.epoch_length),
-            )
+            # an epoch without length (an iterable labelled loader) may draw any number of batches
+            draws = self.state.epoch_length if self.state.epoch_length is not None else 1_000_000
+            passes = _passes_per_epoch(unlabelled_data_loader, draws)
+            self.unlabelled = UnlabeledStream(unlabelled_data_loader, "unlabelled_data_loader", passes_per_epoch=passes)
             self.add_event_handler(Events.EPOCH_STARTED, self._start_unlabelled_epoch)
         self.teacher = teacher
         self.perturbation = perturbation
@@ -327,18 +326,6 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
         if valid is not None and self.pseudo_ignore_index is not None:
             pseudo = pseudo.masked_fill(valid < 0.5, self.pseudo_ignore_index)
         return pseudo, teacher_logits, valid
-
-
-def _passes_per_epoch(loader: Iterable, epoch_length: int | None) -> int:
-    """An upper bound of the passes over ``loader`` started in an epoch of ``epoch_length`` draws (sampler epochs)."""
-    try:
-        length = len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        length = None
-    if length is None or epoch_length is None:
-        # an iterable without length (GridPatchDataset B-scans): a bound that keeps the sampler epochs distinct
-        return 1_000_000
-    return max(1, math.ceil(int(epoch_length) / max(1, length)) + 1)
 
 
 def _index_map(targets: Any, image_ndim: int) -> torch.Tensor:

@@ -15,7 +15,13 @@ import torch
 from ignite.engine import Events
 from PIL import Image
 
-from monai_masksup.data import DatasetLayoutError, synthetic_oct_volume, write_bscan_pngs
+from monai_masksup.data import (
+    DataFileError,
+    DatasetLayoutError,
+    synthetic_oct_volume,
+    write_bscan_pngs,
+    write_metaimage_volume,
+)
 from monai_masksup.engines.mlds_trainer import MLDS_MODES
 from monai_masksup.data import RETOUCH_CLASSES
 from tests.bundles.conftest import BUNDLES_DIR, bundle_run, cli_args, configs, exception_chain, subprocess_env
@@ -72,7 +78,8 @@ def test_train_json_without_data_option_generates_metaimage_volumes_and_says_so(
 @pytest.mark.slow
 def test_command_without_data_option_says_so_before_the_run(tmp_path):
     # `python -m monai.bundle run --config_file .../train.json` (+ the demo overlay), from another folder
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(configs(OCT_BUNDLE, "train.json", "demo.json"))]
+    cmd = [sys.executable, "-m", "monai.bundle", "run"]
+    cmd += ["--config_file", str(configs(OCT_BUNDLE, "train.json", "demo.json"))]
     cmd += ["--logging_file", str(OCT_BUNDLE / "configs" / "logging.conf"), "--epochs", "1"]
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -235,6 +242,39 @@ def test_given_missing_folder_is_an_error_naming_it_not_a_fallback(tmp_path, lay
     messages = [str(e) for e in exception_chain(info.value) if isinstance(e, DatasetLayoutError)]
     assert messages and str(folder) in messages[0]
     assert not (tmp_path / "b" / "eval" / "demo_data").exists()
+
+
+def test_label_value_outside_the_classes_is_an_error_naming_the_file(tmp_path):
+    for number in (1, 2):
+        image, label = synthetic_oct_volume((4, 32, 32), seed=number)
+        label[:, 0, 0] = 7  # not one of RETOUCH's classes 0-3
+        write_metaimage_volume(image, tmp_path / "data" / "Cirrus" / f"TRAIN00{number}" / "oct.mhd")
+        write_metaimage_volume(label, tmp_path / "data" / "Cirrus" / f"TRAIN00{number}" / "reference.mhd")
+    with pytest.raises(Exception) as info:
+        bundle_run(
+            OCT_BUNDLE,
+            ["train.json", "demo.json"],
+            bundle_root=str(tmp_path / "b"),
+            dataset_dir=str(tmp_path / "data"),
+            n_pixel_labelled=2,
+        )
+    messages = [str(e) for e in exception_chain(info.value) if isinstance(e, DataFileError)]
+    assert messages and "reference.mhd" in messages[0] and "7" in messages[0], messages
+
+
+def test_inference_components_parse_without_listing_inputs(tmp_path):
+    # what MONAI Label reads, with the input kind given: no input folder is listed, no demo set generated
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(configs(OCT_BUNDLE, "inference.json"))
+    parser["bundle_root"] = str(tmp_path / "b")
+    for kind, inferer in (("bscans", "SimpleInferer"), ("volumes", "SliceInferer")):
+        parser["input_kind"] = kind
+        assert type(parser.get_parsed_content("inferer", lazy=False)).__name__ == inferer
+        assert parser.get_parsed_content("preprocessing", lazy=False) is not None
+        assert parser.get_parsed_content("postprocessing", lazy=False) is not None
+    assert not (tmp_path / "b").exists()
 
 
 def test_layout_other_than_retouch_without_folder_is_refused(tmp_path):

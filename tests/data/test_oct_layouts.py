@@ -57,7 +57,8 @@ def test_stream_yields_every_bscan_of_its_sets_once(one_volume):
     root, _, _ = one_volume
     items = index_oct_bscans("retouch", root / "retouch")
     loading = oct_loading_transforms("retouch")
-    stream = oct_bscan_stream([oct_bscan_set("retouch", items[:1], loading), oct_bscan_set("retouch", items[1:], loading)])
+    sets = [oct_bscan_set("retouch", items[:1], loading), oct_bscan_set("retouch", items[1:], loading)]
+    stream = oct_bscan_stream(sets, buffer_size=2)
     assert sorted(int(b["bscan_index"]) for b in stream) == [0, 1, 2]
 
 
