@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from monai.data import GridPatchDataset, IterableDataset, ShuffleBuffer
 from monai.transforms import Compose
-from torch.utils.data import ChainDataset
 
 from .annotated_columns import DEFAULT_IGNORE_VALUE
 from .bscan_folders import index_bscan_folders
@@ -17,7 +16,7 @@ from .duke_oct import ColumnRanges, duke_oct_transforms, index_duke_oct
 from .errors import DatasetLayoutError
 from .layout import IMAGE_SUFFIXES, list_image_files
 from .nifti_volumes import index_nifti_volumes
-from .oct_bscans import bscan_png_volume_transforms, oct_bscan_dataset, oct_volume_transforms
+from .oct_bscans import BScanIterd, bscan_png_volume_transforms, oct_bscan_dataset, oct_volume_transforms
 from .oct_splits import group_bscans_by_volume, volume_bscan_items
 from .retouch import index_retouch
 from .synthetic_oct import make_synthetic_retouch
@@ -50,6 +49,7 @@ OCT_INFERENCE_INPUTS = (
     "images (.png, .jpg, .bmp, .tif), not both"
 )
 _BSCAN_KEY = "bscan"
+_PART_KEY = "oct_part"
 
 
 def _check_layout(layout: str) -> str:
@@ -168,22 +168,73 @@ def oct_bscan_set(
     )
 
 
-def oct_bscan_stream(sets: Sequence[IterableDataset], buffer_size: int = 256, seed: int = 0) -> ShuffleBuffer:
-    """The B-scans of several sets one after the other, shuffled through a buffer (MONAI's ``ShuffleBuffer``).
+class _PartTransforms:
+    """Run the transforms of the part (``"image"``, ``"unlabelled"``...) that a B-scan item belongs to."""
 
-    The unlabelled stream of Self-Taught / Mean-Taught: the image-labelled and the unlabelled B-scans, mixed.
-    Give it to a ``DataLoader`` with ``num_workers=0``: the sets already share volumes out among workers, and the
-    buffer would share them out again.
+    def __init__(self, part_transforms: Mapping[str, Sequence[Callable]]) -> None:
+        self.transforms = {part: Compose(list(t)) for part, t in part_transforms.items()}
+
+    def __call__(self, data: dict) -> dict:
+        item = dict(data)
+        return self.transforms[item.pop(_PART_KEY)](item)
+
+
+def oct_bscan_stream(
+    layout: str,
+    parts: Mapping[str, Sequence[dict]],
+    loading: Sequence[Callable],
+    part_transforms: Mapping[str, Sequence[Callable]],
+    buffer_size: int = 256,
+    seed: int = 0,
+) -> ShuffleBuffer:
+    """The B-scans of several parts of a split, as one shuffled stream, each part with its own B-scan transforms.
+
+    The unlabelled stream of Self-Taught / Mean-Taught: image-labelled B-scans (their mask becomes an image-level
+    label) and unlabelled ones (their mask is dropped), mixed. Every pass visits the volumes (Duke: the B-scans) of
+    all parts in a new random order (MONAI ``ShuffleBuffer`` over the volume items), and the B-scans go through a
+    second ``ShuffleBuffer`` of ``buffer_size``: a short epoch, which a trainer starts with a fresh pass, draws from
+    random volumes of every part rather than always from the first ones.
+
+    Give the stream to a ``DataLoader`` with ``num_workers=0``: both buffers would share the items out among
+    workers again.
 
     Args:
-        sets: iterable B-scan sets (:func:`oct_bscan_set`).
+        layout: one of :data:`OCT_LAYOUTS`.
+        parts: B-scan items of :func:`index_oct_bscans` by part name (e.g. ``{"image": ..., "unlabelled": ...}``).
+        loading: :func:`oct_loading_transforms` of the layout.
+        part_transforms: the transforms of each part's B-scan items, by the same names.
         buffer_size: B-scans held in the shuffle buffer.
-        seed: seed of the buffer's draws (it moves on at every pass).
+        seed: seed of the shuffles (they move on at every pass).
 
     Returns:
-        the shuffled stream.
+        the shuffled stream of transformed B-scan items.
+
+    Raises:
+        ValueError: when a part has no transforms.
     """
-    return ShuffleBuffer(ChainDataset(list(sets)), buffer_size=int(buffer_size), seed=int(seed))
+    _check_layout(layout)
+    missing = sorted(set(parts) - set(part_transforms))
+    if missing:
+        raise ValueError(f"no B-scan transforms for the part(s) {missing}.")
+    per_part = _PartTransforms({part: part_transforms[part] for part in parts})
+    if layout == "duke":
+        items = [dict(item, **{_PART_KEY: part}) for part, part_items in parts.items() for item in part_items]
+        units = ShuffleBuffer(items, buffer_size=max(len(items), 1), seed=int(seed))
+        bscans = IterableDataset(units, transform=Compose([*loading, per_part]))
+    else:
+        volumes = [
+            dict(volume, **{_PART_KEY: part})
+            for part, part_items in parts.items()
+            for volume in group_bscans_by_volume(part_items, bscan_key=_BSCAN_KEY)
+        ]
+        units = ShuffleBuffer(volumes, buffer_size=max(len(volumes), 1), seed=int(seed))
+        bscans = GridPatchDataset(
+            data=units,
+            patch_iter=BScanIterd(volume_transform=Compose(list(loading))),
+            transform=per_part,
+            with_coordinates=False,
+        )
+    return ShuffleBuffer(bscans, buffer_size=int(buffer_size), seed=int(seed))
 
 
 def load_oct_bscans(

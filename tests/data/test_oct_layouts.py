@@ -9,7 +9,6 @@ from monai_masksup.data.oct_layouts import (
     index_oct_bscans,
     list_oct_inference_inputs,
     load_oct_bscans,
-    oct_bscan_set,
     oct_bscan_stream,
     oct_data_or_demo,
     oct_loading_transforms,
@@ -53,13 +52,17 @@ def test_every_volume_layout_gives_one_item_per_bscan_and_the_same_loaded_bscans
     np.testing.assert_allclose(np.asarray(loaded[0]["image"][0]), expected, atol=1e-5)
 
 
-def test_stream_yields_every_bscan_of_its_sets_once(one_volume):
+def test_stream_yields_every_bscan_of_its_parts_once_with_the_part_transforms(one_volume):
+    from monai.transforms import Lambdad
+
     root, _, _ = one_volume
     items = index_oct_bscans("retouch", root / "retouch")
-    loading = oct_loading_transforms("retouch")
-    sets = [oct_bscan_set("retouch", items[:1], loading), oct_bscan_set("retouch", items[1:], loading)]
-    stream = oct_bscan_stream(sets, buffer_size=2)
-    assert sorted(int(b["bscan_index"]) for b in stream) == [0, 1, 2]
+    tag = {part: [Lambdad("image", lambda x, p=part: p, overwrite="part", track_meta=False)] for part in ("a", "b")}
+    stream = oct_bscan_stream("retouch", {"a": items[:1], "b": items[1:]}, oct_loading_transforms("retouch"), tag, 2)
+    for _ in range(2):  # every pass, in its own order
+        assert sorted((int(b["bscan_index"]), b["part"]) for b in stream) == [(0, "a"), (1, "b"), (2, "b")]
+    with pytest.raises(ValueError, match="'b'"):
+        oct_bscan_stream("retouch", {"a": items[:1], "b": items[1:]}, oct_loading_transforms("retouch"), {"a": []})
 
 
 def test_annotated_columns_outside_duke_and_nifti_without_labels_are_refused(one_volume):
