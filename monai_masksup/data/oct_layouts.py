@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from monai.data import GridPatchDataset, IterableDataset, ShuffleBuffer
+from monai.data.utils import set_rnd
+from monai.utils import MAX_SEED
 from monai.transforms import Compose
 
 from .annotated_columns import DEFAULT_IGNORE_VALUE
@@ -28,6 +31,7 @@ __all__ = [
     "index_oct_bscans",
     "oct_loading_transforms",
     "oct_bscan_set",
+    "OCTBScanStream",
     "oct_bscan_stream",
     "load_oct_bscans",
     "oct_data_or_demo",
@@ -50,6 +54,7 @@ OCT_INFERENCE_INPUTS = (
 )
 _BSCAN_KEY = "bscan"
 _PART_KEY = "oct_part"
+_EPOCH_SEED_STRIDE = 100_003
 
 
 def _check_layout(layout: str) -> str:
@@ -172,11 +177,56 @@ class _PartTransforms:
     """Run the transforms of the part (``"image"``, ``"unlabelled"``...) that a B-scan item belongs to."""
 
     def __init__(self, part_transforms: Mapping[str, Sequence[Callable]]) -> None:
-        self.transforms = {part: Compose(list(t)) for part, t in part_transforms.items()}
+        self.parts = list(part_transforms)
+        # a list, not a dict, so that MONAI's set_rnd reaches the random transforms
+        self.composes = [Compose(list(part_transforms[part])) for part in self.parts]
 
     def __call__(self, data: dict) -> dict:
         item = dict(data)
-        return self.transforms[item.pop(_PART_KEY)](item)
+        return self.composes[self.parts.index(item.pop(_PART_KEY))](item)
+
+
+class OCTBScanStream(ShuffleBuffer):
+    """
+    MONAI's ``ShuffleBuffer`` over the B-scans of several parts of a split (built by :func:`oct_bscan_stream`),
+    whose draws in an epoch depend only on the seed, the epoch and the passes started in it.
+
+    ``ShuffleBuffer`` moves its seed on at every pass, so a run resumed from a checkpoint would shuffle
+    differently from the uninterrupted run. :meth:`set_epoch` (called at every epoch start once :meth:`attach`
+    ed to the trainer) resets both shuffles and the random B-scan transforms from ``(seed, epoch)``; with the
+    trainer's unlabelled loader restarting at every epoch
+    (:class:`~monai_masksup.engines.unlabeled_stream.UnlabeledStream`), a run resumed at an epoch boundary draws
+    the same unlabelled B-scans, flipped the same way, as the uninterrupted run.
+
+    Args:
+        bscans: the iterable of transformed B-scan items.
+        units: the ``ShuffleBuffer`` of volume (Duke: B-scan) items that ``bscans`` reads.
+        part_transforms: the random B-scan transforms, re-seeded by :meth:`set_epoch`.
+        buffer_size: B-scans held in the shuffle buffer.
+        seed: the base seed.
+    """
+
+    def __init__(
+        self, bscans: Iterable, units: ShuffleBuffer, part_transforms: Any, buffer_size: int, seed: int
+    ) -> None:
+        super().__init__(bscans, buffer_size=int(buffer_size), seed=int(seed))
+        self.base_seed = int(seed)
+        self.units = units
+        self.part_transforms = part_transforms
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reset the shuffles and the random transforms for ``epoch`` (1-based)."""
+        # passes of one epoch move the seeds on by one each; epochs are far enough apart never to meet
+        seed = (self.base_seed + _EPOCH_SEED_STRIDE * int(epoch)) % MAX_SEED
+        self.seed = seed
+        self.units.seed = (seed + _EPOCH_SEED_STRIDE // 2) % MAX_SEED
+        set_rnd(self.part_transforms, seed)
+
+    def attach(self, engine: Any) -> None:
+        """Call :meth:`set_epoch` at every ``EPOCH_STARTED`` of ``engine`` (an Ignite engine)."""
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_STARTED, lambda e: self.set_epoch(e.state.epoch))
 
 
 def oct_bscan_stream(
@@ -186,7 +236,7 @@ def oct_bscan_stream(
     part_transforms: Mapping[str, Sequence[Callable]],
     buffer_size: int = 256,
     seed: int = 0,
-) -> ShuffleBuffer:
+) -> OCTBScanStream:
     """The B-scans of several parts of a split, as one shuffled stream, each part with its own B-scan transforms.
 
     The unlabelled stream of Self-Taught / Mean-Taught: image-labelled B-scans (their mask becomes an image-level
@@ -196,7 +246,7 @@ def oct_bscan_stream(
     random volumes of every part rather than always from the first ones.
 
     Give the stream to a ``DataLoader`` with ``num_workers=0``: both buffers would share the items out among
-    workers again.
+    workers again. ``stream.attach(trainer)`` makes the draws of every epoch reproducible (:class:`OCTBScanStream`).
 
     Args:
         layout: one of :data:`OCT_LAYOUTS`.
@@ -207,7 +257,7 @@ def oct_bscan_stream(
         seed: seed of the shuffles (they move on at every pass).
 
     Returns:
-        the shuffled stream of transformed B-scan items.
+        the shuffled stream of transformed B-scan items, an :class:`OCTBScanStream`.
 
     Raises:
         ValueError: when a part has no transforms.
@@ -234,7 +284,7 @@ def oct_bscan_stream(
             transform=per_part,
             with_coordinates=False,
         )
-    return ShuffleBuffer(bscans, buffer_size=int(buffer_size), seed=int(seed))
+    return OCTBScanStream(bscans, units, per_part, buffer_size=buffer_size, seed=seed)
 
 
 def load_oct_bscans(
