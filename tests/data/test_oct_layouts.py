@@ -65,6 +65,25 @@ def test_stream_yields_every_bscan_of_its_parts_once_with_the_part_transforms(on
         oct_bscan_stream("retouch", {"a": items[:1], "b": items[1:]}, oct_loading_transforms("retouch"), {"a": []})
 
 
+def test_stream_draws_of_an_epoch_depend_only_on_the_seed_and_the_epoch(one_volume):
+    from monai.transforms import RandFlipd
+
+    root, _, _ = one_volume
+    items = index_oct_bscans("retouch", root / "retouch")
+    flip = {"a": [RandFlipd("image", prob=0.5, spatial_axis=0)]}
+
+    def epoch_draws(stream, epoch):
+        stream.set_epoch(epoch)
+        return [(int(b["bscan_index"]), float(b["image"][0, 0, 0])) for _ in range(2) for b in stream]
+
+    stream = oct_bscan_stream("retouch", {"a": items}, oct_loading_transforms("retouch"), flip, 2, seed=7)
+    first = epoch_draws(stream, 2)
+    epoch_draws(stream, 1)
+    # a new stream (a resumed run) at epoch 2 draws what the first one drew at epoch 2, passes and flips included
+    again = oct_bscan_stream("retouch", {"a": items}, oct_loading_transforms("retouch"), flip, 2, seed=7)
+    assert epoch_draws(again, 2) == first == epoch_draws(stream, 2)
+
+
 def test_annotated_columns_outside_duke_and_nifti_without_labels_are_refused(one_volume):
     root, _, _ = one_volume
     with pytest.raises(ValueError, match="'duke' layout only"):
