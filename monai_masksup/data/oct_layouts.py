@@ -9,8 +9,8 @@ from typing import Any
 
 from monai.data import GridPatchDataset, IterableDataset, ShuffleBuffer
 from monai.data.utils import set_rnd
-from monai.utils import MAX_SEED
 from monai.transforms import Compose
+from monai.utils import MAX_SEED
 
 from .annotated_columns import DEFAULT_IGNORE_VALUE
 from .bscan_folders import index_bscan_folders
@@ -192,8 +192,8 @@ class OCTBScanStream(ShuffleBuffer):
     whose draws in an epoch depend only on the seed, the epoch and the passes started in it.
 
     ``ShuffleBuffer`` moves its seed on at every pass, so a run resumed from a checkpoint would shuffle
-    differently from the uninterrupted run. :meth:`set_epoch` (called at every epoch start once :meth:`attach`
-    ed to the trainer) resets both shuffles and the random B-scan transforms from ``(seed, epoch)``; with the
+    differently from the uninterrupted run. :meth:`set_epoch`, which :meth:`attach` calls at every epoch start of
+    the trainer, resets both shuffles and the random B-scan transforms from ``(seed, epoch)``; with the
     trainer's unlabelled loader restarting at every epoch
     (:class:`~monai_masksup.engines.unlabeled_stream.UnlabeledStream`), a run resumed at an epoch boundary draws
     the same unlabelled B-scans, flipped the same way, as the uninterrupted run.
@@ -207,7 +207,7 @@ class OCTBScanStream(ShuffleBuffer):
     """
 
     def __init__(
-        self, bscans: Iterable, units: ShuffleBuffer, part_transforms: Any, buffer_size: int, seed: int
+        self, bscans: Iterable, units: ShuffleBuffer, part_transforms: _PartTransforms, buffer_size: int, seed: int
     ) -> None:
         super().__init__(bscans, buffer_size=int(buffer_size), seed=int(seed))
         self.base_seed = int(seed)
