@@ -3,11 +3,12 @@ supplement's baselines, on the shared multi-pass training step."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from ignite.engine import Events
 from torch.optim.optimizer import Optimizer
 from torch.utils.data import DataLoader
 
@@ -15,6 +16,8 @@ from monai_masksup.engines.extra_state import GeneratorState
 from monai_masksup.engines.multi_pass_trainer import MultiPassTrainer, TrainingBatch, TrainingStep, to_float32
 from monai_masksup.engines.pseudo_labels import restricted_pseudo_labels
 from monai_masksup.engines.teacher_perturbation import FlipAffinePerturbation
+from monai_masksup.engines.semi_supervised_trainer import _passes_per_epoch
+from monai_masksup.engines.unlabeled_stream import UnlabeledStream
 from monai_masksup.keys import PluginKeys
 from monai_masksup.losses.consistency import ConsistencyLoss
 from monai_masksup.losses.logit_checks import as_plain_tensor
@@ -92,7 +95,12 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
 
     Distributed: in the modes that leave heads out of the loss (``"unet"``, ``"mil"``, ``"mean_teacher"`` leave the
     level heads out), a ``DistributedDataParallel`` network needs ``find_unused_parameters=True``. Each rank cycles
-    its own unlabelled loader; the loader's position is not checkpointed (a resumed run starts it afresh).
+    its own unlabelled loader.
+
+    The unlabelled loader is an :class:`~monai_masksup.engines.unlabeled_stream.UnlabeledStream`, as in
+    ``SemiSupervisedTrainer``: it cycles independently of the labelled loader and starts a fresh pass at every
+    epoch, so a run resumed from a checkpoint at an epoch boundary draws the same unlabelled batches as the
+    uninterrupted run.
 
     Example (Mean-Taught on B-scans, horizontal flips; ``EMATeacher`` from ``monai_masksup.networks``)::
 
@@ -192,7 +200,13 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
         )
         self.mode = mode
         self.unlabelled_data_loader = unlabelled_data_loader
-        self._unlabelled_iter: Iterator | None = None
+        self.unlabelled: UnlabeledStream | None = None
+        if unlabelled_data_loader is not None:
+            # an epoch without length (an iterable labelled loader) may draw any number of batches
+            draws = self.state.epoch_length if self.state.epoch_length is not None else 1_000_000
+            passes = _passes_per_epoch(unlabelled_data_loader, draws)
+            self.unlabelled = UnlabeledStream(unlabelled_data_loader, "unlabelled_data_loader", passes_per_epoch=passes)
+            self.add_event_handler(Events.EPOCH_STARTED, self._start_unlabelled_epoch)
         self.teacher = teacher
         self.perturbation = perturbation
         if seg_loss is None:
@@ -265,16 +279,12 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
             loss = loss + self.consistency_weight * terms["consistency"]
         return TrainingStep(loss, logits[:n], outputs, {k: v.detach() for k, v in terms.items()})
 
+    def _start_unlabelled_epoch(self, engine: MultiLabelDeepSupervisionTrainer) -> None:
+        self.unlabelled.start_epoch(engine.state.epoch)  # type: ignore[union-attr]
+
     def _next_unlabelled(self) -> TrainingBatch:
-        """The next unlabelled batch on the device; the loader restarts when it runs out."""
-        if self._unlabelled_iter is None:
-            self._unlabelled_iter = iter(self.unlabelled_data_loader)  # type: ignore[arg-type]
-        try:
-            data = next(self._unlabelled_iter)
-        except StopIteration:
-            self._unlabelled_iter = iter(self.unlabelled_data_loader)  # type: ignore[arg-type]
-            data = next(self._unlabelled_iter)
-        return self.prepare(data)
+        """The next unlabelled batch on the device; the loader restarts when it runs out and at every epoch."""
+        return self.prepare(self.unlabelled.next())  # type: ignore[union-attr]
 
     def _weak_label(self, unlabelled: TrainingBatch, key: str, required: bool = False) -> torch.Tensor | None:
         data = unlabelled.data

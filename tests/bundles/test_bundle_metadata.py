@@ -1,4 +1,4 @@
-"""Both bundles' metadata pass MONAI's schema and describe the default network's input and output."""
+"""Every bundle's metadata passes MONAI's schema and describes the default network's input and output."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from pathlib import Path
 import pytest
 from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
 
-from tests.bundles.conftest import GLAS_BUNDLE, KVASIR_BUNDLE
+from tests.bundles.conftest import BUNDLES_DIR, GLAS_BUNDLE, KVASIR_BUNDLE
 from tests.conftest import REFERENCE_DIR
 
-BUNDLES = pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
+OCT_BUNDLE = BUNDLES_DIR / "mlds_retinal_oct"
+BUNDLES = pytest.mark.parametrize(
+    "bundle", [GLAS_BUNDLE, KVASIR_BUNDLE, OCT_BUNDLE], ids=["glas", "kvasir", "mlds_retinal_oct"]
+)
+# the MaskSup bundles, whose input format and defaults are the MaskSup paper's
+MASKSUP_BUNDLES = pytest.mark.parametrize("bundle", [GLAS_BUNDLE, KVASIR_BUNDLE], ids=["glas", "kvasir"])
 
 # the top-level fields every model-zoo metadata.json carries (MONAI bundle specification)
 REQUIRED_METADATA_FIELDS = (
@@ -55,7 +60,7 @@ def test_metadata_without_network_data_format_is_rejected(tmp_path, meta_schema)
         verify_metadata(meta_file=str(broken), filepath=str(meta_schema))
 
 
-@BUNDLES
+@MASKSUP_BUNDLES
 def test_metadata_states_paper_input_format(bundle):
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     image = meta["network_data_format"]["inputs"]["image"]
@@ -63,7 +68,7 @@ def test_metadata_states_paper_input_format(bundle):
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == 1
 
 
-@BUNDLES
+@MASKSUP_BUNDLES
 def test_train_config_follows_paper_defaults(bundle):
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "train.json"))

@@ -66,9 +66,9 @@ def _trainer(mode: str, network=None, labelled=None, lr: float = 0.01, **kwargs)
         kwargs["teacher"] = copy.deepcopy(network).requires_grad_(False)
     if mode not in ("supervised", "unet"):
         kwargs.setdefault("unlabelled_data_loader", _unlabelled())
+    kwargs.setdefault("max_epochs", 1)
     return MultiLabelDeepSupervisionTrainer(
         device="cpu",
-        max_epochs=1,
         train_data_loader=_labelled() if labelled is None else labelled,
         network=network,
         optimizer=torch.optim.SGD(network.parameters(), lr=lr),
@@ -101,6 +101,30 @@ def test_unlabelled_loader_restarts_when_it_runs_out():
     trainer = _trainer("self_taught", unlabelled_data_loader=_unlabelled(n=1))
     trainer.run()
     assert trainer.state.iteration == 3
+
+
+class _RecordingLoader:
+    """A list of batches that records the index of every batch it yields."""
+
+    def __init__(self, batches: list[dict]) -> None:
+        self.batches, self.drawn = batches, []
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for i, batch in enumerate(self.batches):
+            self.drawn.append(i)
+            yield batch
+
+
+def test_unlabelled_loader_starts_a_fresh_pass_every_epoch():
+    # 3 labelled batches an epoch, 2 unlabelled: epoch 1 draws 0, 1, 0; epoch 2 starts again at 0 (as a resumed
+    # run at the epoch boundary would), not at 1
+    loader = _RecordingLoader(_unlabelled(n=2))
+    trainer = _trainer("self_taught", unlabelled_data_loader=loader, max_epochs=2)
+    trainer.run()
+    assert loader.drawn == [0, 1, 0, 0, 1, 0]
 
 
 def test_self_taught_pseudo_labels_follow_the_image_labels():
