@@ -1,10 +1,10 @@
 """Measure multi-label deep supervision on the real Duke DME OCT subset (issue #14 item 7).
 
 U-Net vs MLDS vs Self-Taught vs Mean-Taught (Reiß et al., "Every Annotation Counts", CVPR 2021) through the
-package's own components: :func:`~monai_masksup.data.index_duke_oct` and :func:`~monai_masksup.data.duke_oct_transforms`
-(loading, fluid = mask value > 0, per-B-scan percentile normalisation), :func:`~monai_masksup.data.oct_semi_supervised_splits`
-(subject-wise semi-supervised splits), :class:`~monai_masksup.data.ImageLevelLabelsd` (image-level labels),
-:class:`~monai_masksup.networks.HierarchicalUNet`, :class:`~monai_masksup.engines.MultiLabelDeepSupervisionTrainer`
+package's own components: :func:`~monai_masksup.data.index_duke_oct` and
+:func:`~monai_masksup.data.duke_oct_transforms` (loading, fluid = mask value > 0, per-B-scan percentile
+normalisation), :func:`~monai_masksup.data.oct_semi_supervised_splits` (subject-wise semi-supervised splits),
+:class:`~monai_masksup.data.ImageLevelLabelsd` (image-level labels), :class:`~monai_masksup.networks.HierarchicalUNet`, :class:`~monai_masksup.engines.MultiLabelDeepSupervisionTrainer`
 (modes ``"unet"``, ``"supervised"`` = MLDS, ``"self_taught"``, ``"mean_taught"`` with an attached
 :class:`~monai_masksup.networks.EMATeacher`), MONAI's ``ConfusionMatrixMetric`` and
 :func:`~monai_masksup.data.summarize_repeated_splits`.
@@ -16,19 +16,26 @@ Protocol:
   their masks, ``--image-share`` of the rest get image-level labels (fluid present or not) and the remainder is
   unlabelled. The splitter's seed decides which subject is held out, so the splits used are the first ``--seeds``
   seeded splits (seeds 0, 1, 2, ...) that test on subject 2 and the first ``--seeds`` that test on subject 1.
+- **Scans and network**: B-scans downscaled to ``--size`` (default 384 × 248, half the original; MONAI
+  ``Resized``, area for the scan, nearest for the mask); training on random ``--crop`` crops (128 × 128), half of
+  the labelled crops centred on fluid (MONAI ``RandCropByPosNegLabeld``, pos 1 : neg 1; fluid covers under 1 % of
+  subject 2's scans, so uniform crops rarely hold any), uniform crops of the unlabelled scans. A reduced-width
+  ``HierarchicalUNet`` (``--features``, default 8-16-32-64-64, heads 8 wide).
 - **Same budget for every method**: the same network initialisation per split, ``--steps`` Adam steps, labelled
   batch ``--batch-size`` drawn with replacement from the pixel-labelled scans, random horizontal flips. The
   semi-supervised modes add an unlabelled batch of the same size per step from the image-labelled + unlabelled
   scans (image-labelled scans restrict the pseudo-labels, the others carry a row of ones, which restricts
-  nothing). Mean-Taught: EMA teacher (α ``--ema-alpha``, train mode), teacher input flipped horizontally with
-  probability 0.5 and mapped back, mean-teacher term ``ConsistencyLoss("var")`` with weight 1; every loss weight 1.
-- **Evaluation** on the held-out subject's 11 B-scans at their original 768 × 496: the network sees the
+  nothing). Every run starts from scratch (no supervised warm-up before the pseudo-labels). Mean-Taught: EMA
+  teacher (α ``--ema-alpha``, train mode), teacher input flipped horizontally with probability 0.5 and mapped back,
+  mean-teacher term ``ConsistencyLoss("var")`` with weight 1; every loss weight 1.
+- **Evaluation** on the held-out subject's 11 B-scans at their original 768 × 496: the network sees the whole
   downscaled scan, its logits are resized back (bilinear) and the argmax is compared with the original mask.
   Fluid IoU and mIoU (mean of background and fluid IoU) are pooled over the test scans (MONAI
   ``ConfusionMatrixMetric("threat score")`` on summed confusion matrices), so scans without fluid count through
   their false positives. The Mean-Taught teacher is evaluated too.
-- **Schedule** fixed before measuring (Adam, ``--lr``, ``--steps``), sized by wall time only; nothing was tuned on
-  test-subject results.
+- **Schedule** fixed before measuring (Adam, ``--lr``, ``--steps``), sized by wall time and by training-side
+  checks only (the fluid IoU on the run's own pixel-labelled scans, reported as ``train_pixel``); nothing was
+  tuned on test-subject results. Every column counts as annotated (``index_duke_oct``'s default).
 
 Examples::
 
@@ -176,6 +183,7 @@ def evaluate(network: torch.nn.Module, test: list[dict]) -> dict[str, float]:
 
 def run(mode: str, split: dict, scans: dict[str, dict], args: argparse.Namespace) -> dict:
     """Train one mode on one split for ``args.steps`` steps; return its test metrics and wall time."""
+    from ignite.engine import Events
     from monai.utils import set_determinism
 
     from monai_masksup.data.annotated_columns import DEFAULT_IGNORE_VALUE
@@ -189,9 +197,10 @@ def run(mode: str, split: dict, scans: dict[str, dict], args: argparse.Namespace
         in_channels=1, out_channels=NUM_CLASSES, features=args.features, head_channels=args.head_channels
     )
     labelled = [{"image": scans[n]["image"], "label": scans[n]["label"]} for n in split["pixel"]]
-    weak = [{"image": scans[n]["image"], PluginKeys.IMAGE_LABELS: scans[n][PluginKeys.IMAGE_LABELS]} for n in split["image"]]
+    key = PluginKeys.IMAGE_LABELS
+    weak = [{"image": scans[n]["image"], key: scans[n][key]} for n in split["image"]]
     # an unlabelled scan's row of ones restricts nothing
-    weak += [{"image": scans[n]["image"], PluginKeys.IMAGE_LABELS: torch.ones(NUM_CLASSES)} for n in split["unlabelled"]]
+    weak += [{"image": scans[n]["image"], key: torch.ones(NUM_CLASSES)} for n in split["unlabelled"]]
     kwargs = {}
     teacher = None
     if mode in ("self_taught", "mean_taught"):
@@ -214,9 +223,9 @@ def run(mode: str, split: dict, scans: dict[str, dict], args: argparse.Namespace
     if teacher is not None:
         teacher.attach(trainer)
     losses: list[float] = []
-    from ignite.engine import Events
-
-    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"].detach())))
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: losses.append(float(e.state.output["loss"].detach()))
+    )
     wall = time.perf_counter()
     trainer.run()
     wall = time.perf_counter() - wall
@@ -350,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarise(results)
     wall = time.perf_counter() - started
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    report = {"machine": machine(), "settings": settings, "wall_s": wall, "splits": splits, "runs": results, "summary": rows}
+    report = {
+        "machine": machine(), "settings": settings, "wall_s": wall, "splits": splits, "runs": results, "summary": rows
+    }
     table = markdown(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=2))
