@@ -4,7 +4,8 @@ U-Net vs MLDS vs Self-Taught vs Mean-Taught (Reiß et al., "Every Annotation Cou
 package's own components: :func:`~monai_masksup.data.index_duke_oct` and
 :func:`~monai_masksup.data.duke_oct_transforms` (loading, fluid = mask value > 0, per-B-scan percentile
 normalisation), :func:`~monai_masksup.data.oct_semi_supervised_splits` (subject-wise semi-supervised splits),
-:class:`~monai_masksup.data.ImageLevelLabelsd` (image-level labels), :class:`~monai_masksup.networks.HierarchicalUNet`, :class:`~monai_masksup.engines.MultiLabelDeepSupervisionTrainer`
+:class:`~monai_masksup.data.ImageLevelLabelsd` (image-level labels), :class:`~monai_masksup.networks.HierarchicalUNet`,
+:class:`~monai_masksup.engines.MultiLabelDeepSupervisionTrainer`
 (modes ``"unet"``, ``"supervised"`` = MLDS, ``"self_taught"``, ``"mean_taught"`` with an attached
 :class:`~monai_masksup.networks.EMATeacher`), MONAI's ``ConfusionMatrixMetric`` and
 :func:`~monai_masksup.data.summarize_repeated_splits`.
