@@ -19,12 +19,33 @@ __all__ = [
     "find_bundles",
     "published_labels",
     "served_dimension",
+    "infer_task_names",
+    "training_unsupported_reason",
     "SEMISUP_CONFIG",
+    "INPUT_KIND_KEY",
+    "INPUT_KINDS",
 ]
 
 # the override that the semi-supervised training merges over train.json (issue #13); its unlabelled list
 # is at `train#unlabeled_dataset#data`
 SEMISUP_CONFIG = "train_semisup.json"
+
+#: the inference config key of a bundle that reads volumes and B-scan images with different preprocessing
+#: (``mlds_retinal_oct``); its command-line run takes the kind from the listed input folder
+INPUT_KIND_KEY = "input_kind"
+#: the input kinds of such a bundle, each served as its own infer task: ``{kind: (task name suffix, dimension)}``
+INPUT_KINDS = {"volumes": ("", 3), "bscans": ("_bscans", 2)}
+
+# bundles whose train.json cannot take MONAI Label's lists of saved labels yet, and why
+_TRAINING_UNSUPPORTED = {
+    "mlds_retinal_oct": (
+        "its train.json builds the training B-scans from a data set folder (--layout, --dataset_dir) and splits "
+        "them itself (pixel-, image-labelled, unlabelled and test subjects); a list of saved volume labels has no "
+        "key to go to yet. Train it with `python -m monai.bundle run --config_file "
+        "bundles/mlds_retinal_oct/configs/train.json --layout nifti --dataset_dir <volumes> --label_dir <labels>` "
+        "and restart the server"
+    ),
+}
 
 _NOTE_IN_PARENTHESES = re.compile(r"\s*\(.*\)\s*$")
 
@@ -64,17 +85,24 @@ class ServedBundle:
         """Whether the bundle ships the semi-supervised override :data:`SEMISUP_CONFIG`."""
         return (self.path / "configs" / SEMISUP_CONFIG).is_file()
 
-    @property
-    def dimension(self) -> int:
-        """
-        :func:`served_dimension` of the bundle: its ``metadata.json``, and ``inference.json`` with the extra
-        configs merged over it key by key.
-        """
-        metadata = json.loads((self.path / "configs" / "metadata.json").read_text())
+    def inference_config(self) -> dict:
+        """``inference.json`` with the extra configs merged over it key by key (unparsed); ``{}`` without it."""
         inference: dict = {}
         for config in self.config_files("inference.json"):
             if Path(config).is_file():
                 inference.update(json.loads(Path(config).read_text()))
+        return inference
+
+    @property
+    def dimension(self) -> int:
+        """
+        :func:`served_dimension` of the bundle: its ``metadata.json`` and :meth:`inference_config`; for a bundle
+        with input kinds (:func:`infer_task_names`), that of the task named after the bundle (volumes).
+        """
+        metadata = json.loads((self.path / "configs" / "metadata.json").read_text())
+        inference = self.inference_config()
+        if INPUT_KIND_KEY in inference:
+            inference[INPUT_KIND_KEY] = next(iter(INPUT_KINDS))
         return served_dimension(metadata, inference)
 
     @property
@@ -183,7 +211,8 @@ def served_dimension(metadata: Mapping, inference_config: Mapping) -> int:
     The dimension of the studies a bundle segments: 2 for frames, 3 for volumes.
 
     MONAI Label's ``BundleInferTask`` takes the number of axes of the input's ``spatial_shape`` in the metadata
-    (3 when there is none). A volume bundle whose 2D network runs B-scan by B-scan (an ``inferer`` that is
+    (3 when there is none). A bundle whose inference config sets :data:`INPUT_KIND_KEY` to one of
+    :data:`INPUT_KINDS` has that kind's dimension (``volumes`` 3, ``bscans`` 2). A volume bundle whose 2D network runs B-scan by B-scan (an ``inferer`` that is
     MONAI's ``SliceInferer``, or ``monai_masksup.data.bscan_slice_inferer``) declares a 2D ``spatial_shape``
     but segments volumes: it is served as 3D, so clients send volumes and get volume masks back.
 
@@ -197,8 +226,43 @@ def served_dimension(metadata: Mapping, inference_config: Mapping) -> int:
     inputs = metadata.get("network_data_format", {}).get("inputs", {})
     spatial_shape = next(iter(inputs.values()), {}).get("spatial_shape") if inputs else None
     dimension = len(spatial_shape) if spatial_shape else 3
+    kind = inference_config.get(INPUT_KIND_KEY)
+    if kind in INPUT_KINDS:
+        return INPUT_KINDS[kind][1]
     inferer = inference_config.get("inferer")
     target = str(inferer.get("_target_", "")) if isinstance(inferer, Mapping) else str(inferer or "")
     if dimension == 2 and ("SliceInferer" in target or "slice_inferer" in target):
         return 3
     return dimension
+
+
+def infer_task_names(name: str, inference_config: Mapping) -> dict[str, str | None]:
+    """
+    The infer tasks that serve one bundle: ``{task name: input kind}``.
+
+    A bundle whose inference config has the key :data:`INPUT_KIND_KEY` (``mlds_retinal_oct``: volumes and B-scan
+    images take different readers and inferers) is served once per kind of :data:`INPUT_KINDS`, each task with
+    the key set, so that the config never lists an input folder nor generates demo data: volumes under the
+    bundle's name, B-scan images under ``<name>_bscans``. Any other bundle is one task named after it.
+
+    Args:
+        name: the bundle's name.
+        inference_config: its ``inference.json`` (with any extra configs merged) as a mapping.
+
+    Returns:
+        ``{task name: kind}``, the kind ``None`` for a bundle without input kinds.
+    """
+    if INPUT_KIND_KEY not in inference_config:
+        return {name: None}
+    return {name + suffix: kind for kind, (suffix, _) in INPUT_KINDS.items()}
+
+
+def training_unsupported_reason(name: str) -> str | None:
+    """
+    Why the app cannot train bundle ``name`` from MONAI Label's saved labels yet, or ``None`` when it can.
+
+    The app hands saved labels to ``train#dataset#data`` and ``validate#dataset#data`` as lists of
+    ``{"image", "label"}`` files; a bundle whose ``train.json`` builds its data differently is listed here with
+    the reason and the way to train it instead.
+    """
+    return _TRAINING_UNSUPPORTED.get(name)

@@ -11,7 +11,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.transforms import Lambdad
 
-from lib.bundle_catalog import ServedBundle, published_labels, served_dimension
+from lib.bundle_catalog import INPUT_KIND_KEY, ServedBundle, published_labels, served_dimension
 from lib.torchvision_stand_in import torchvision_utils_stand_in
 
 with torchvision_utils_stand_in():
@@ -40,16 +40,24 @@ class MaskSupBundleInferTask(BundleInferTask):
       a NIfTI ``.nii.gz`` for a volume bundle (also for a ``.mhd`` volume);
     - the dimension is :func:`~lib.bundle_catalog.served_dimension`: a volume bundle whose 2D network runs
       B-scan by B-scan through a ``SliceInferer`` is served as 3D;
-    - an image that cannot be loaded or preprocessed fails with a message that names the model and the file.
+    - an image that cannot be loaded or preprocessed fails with a message that names the model and the file;
+    - for a bundle with input kinds (:func:`~lib.bundle_catalog.infer_task_names`: ``mlds_retinal_oct`` reads
+      volumes and B-scan images differently), the config's ``input_kind`` is set to this task's kind, so the
+      config neither lists an input folder nor generates its demo data.
 
     Args:
         bundle: the served bundle (its folder, and the extra configs).
         conf: the app's ``--conf`` options (``preload``).
+        input_kind: the task's input kind (``"volumes"`` or ``"bscans"``) for a bundle with input kinds, else
+            ``None``.
         kwargs: as ``BundleInferTask``.
     """
 
-    def __init__(self, bundle: ServedBundle, conf: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self, bundle: ServedBundle, conf: dict[str, str], input_kind: str | None = None, **kwargs: Any
+    ) -> None:
         self.served_bundle = bundle
+        self.input_kind = input_kind
         super().__init__(str(bundle.path), conf, **kwargs)
         if self.valid:
             metadata_path = bundle.path / "configs" / "metadata.json"
@@ -60,6 +68,8 @@ class MaskSupBundleInferTask(BundleInferTask):
         parser = ConfigParser()
         parser.read_config(self.served_bundle.config_files(os.path.basename(config)))
         parser.config.update({self.const.key_bundle_root(): path})
+        if self.input_kind is not None:
+            parser.config[INPUT_KIND_KEY] = self.input_kind
         return parser
 
     def post_transforms(self, data: dict | None = None) -> Sequence[Callable]:
