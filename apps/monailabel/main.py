@@ -22,13 +22,7 @@ from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.epistemic import Epistemic
 
-from lib.bundle_catalog import (
-    default_bundles_dir,
-    find_bundles,
-    infer_task_names,
-    split_names,
-    training_unsupported_reason,
-)
+from lib.bundle_catalog import default_bundles_dir, find_bundles, infer_task_names, split_names
 from lib.infers import MaskSupBundleInferTask
 from lib.scoring import TeacherStudentDisagreementScoring, disagreement_key
 from lib.study_files import datastore_extensions
@@ -89,10 +83,7 @@ class MaskSupApp(MONAILabelApp):
     def init_trainers(self) -> dict[str, TrainTask]:
         trainers: dict[str, TrainTask] = {}
         for name, bundle in self.bundles.items():
-            reason = training_unsupported_reason(name)
-            if reason:
-                logger.warning(f"model {name} is served for inference only: training it from MONAI Label {reason}")
-            elif (bundle.path / "configs" / "train.json").is_file():
+            if (bundle.path / "configs" / "train.json").is_file():
                 trainers[name] = MaskSupBundleTrainTask(bundle, self.conf)
             else:
                 logger.warning(f"model {name} is served for inference only: {bundle.path}/configs has no train.json")
@@ -138,25 +129,6 @@ class MaskSupApp(MONAILabelApp):
             return super().scoring(request, datastore)
         except MONAILabelException as error:
             raise HTTPException(status_code=500, detail=error.msg) from error
-
-    def train(self, request: dict[str, Any]) -> dict[str, Any]:
-        """
-        MONAI Label's ``train``, refusing a bundle that the app cannot train from saved labels yet
-        (:func:`~lib.bundle_catalog.training_unsupported_reason`) with that reason.
-
-        ``POST /train/<model>`` runs this in a background process: the reason is then in the task's status
-        (``GET /train/``, status ``ERROR``); with ``run_sync=true`` it is the answer's ``detail`` (HTTP 500).
-
-        Raises:
-            HTTPException: status 500, with the message naming the model and why it cannot be trained here.
-        """
-        model = request.get("model")
-        reason = training_unsupported_reason(model) if model in self.bundles else None
-        if reason:
-            message = f"training model '{model}' from MONAI Label is not supported yet: {reason}"
-            logger.error(message)
-            raise HTTPException(status_code=500, detail=message)
-        return super().train(request)
 
     def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
         """

@@ -46,11 +46,12 @@ VOLUME_IDS = ("volume_nifti", "volume_metaimage")
 #: a bundle of the retinal-OCT kind, written by the test: a 2D network run B-scan by B-scan over volumes
 VOLUME_BUNDLE = "slice_volume_demo"
 VOLUME_SHAPE = (32, 32, 4)
-#: the retinal-OCT bundle: volumes under its name, B-scan images under <name>_bscans; not trainable from here yet
+#: the retinal-OCT bundle: volumes under its name, B-scan images under <name>_bscans
 OCT_BUNDLE = "mlds_retinal_oct"
 OCT_BSCANS = f"{OCT_BUNDLE}_bscans"
-#: a volume of the OCT bundle's generated demo set (RETOUCH layout, MetaImage), and its B-scan 3 as a PNG
-OCT_VOLUME_ID = "oct_cirrus_train001"
+#: two volumes of the OCT bundle's generated demo set (RETOUCH layout, MetaImage), and a B-scan of the first as a PNG
+OCT_VOLUME_IDS = ("oct_cirrus_train001", "oct_cirrus_train002")
+OCT_VOLUME_ID = OCT_VOLUME_IDS[0]
 OCT_BSCAN_ID = "oct_cirrus_train001_bscan3"
 SCORING = "disagreement_masksup_kvasir"
 SERVER_START_S = 180
@@ -200,22 +201,27 @@ def _studies(folder: Path) -> dict[str, Path]:
 
 def _oct_studies(folder: Path, images: dict[str, Path]) -> None:
     """
-    A volume of the OCT bundle's generated demo set (``make_synthetic_retouch``, as the bundle writes it without
-    data: MetaImage ``oct.mhd`` + ``oct.raw``) under its own name, and its B-scan 3 as a PNG (saved as RGB, grey
-    in every channel: the 2D bundles' trainings and scoring read every unlabelled PNG as a colour frame).
+    Two volumes of the OCT bundle's generated demo set (``make_synthetic_retouch``, as the bundle writes it
+    without data: MetaImage ``oct.mhd`` + ``oct.raw``) under their own names, their reference labels as NIfTI
+    class-index volumes beside the studies (``<id>_label.nii.gz``, for saving them through the server), and
+    B-scan 3 of the first as a PNG (saved as RGB, grey in every channel: the 2D bundles' trainings and scoring
+    read every unlabelled PNG as a colour frame).
     """
-    from monai_masksup.data.synthetic_oct import make_synthetic_retouch
-
-    generated = make_synthetic_retouch(folder.parent / "oct_generated", n_volumes=1, vendors=("Cirrus",))
-    volume = generated / "Cirrus" / "TRAIN001"
-    shutil.copy(volume / "oct.raw", folder / f"{OCT_VOLUME_ID}.raw")
-    header = (volume / "oct.mhd").read_text().replace("ElementDataFile = oct.raw", f"ElementDataFile = {OCT_VOLUME_ID}.raw")
-    assert f"{OCT_VOLUME_ID}.raw" in header, header
-    (folder / f"{OCT_VOLUME_ID}.mhd").write_text(header)
-    images[OCT_VOLUME_ID] = folder / f"{OCT_VOLUME_ID}.mhd"
     import itk
 
-    bscans = itk.array_from_image(itk.imread(str(volume / "oct.mhd")))  # (n_bscans, depth, width)
+    from monai_masksup.data.synthetic_oct import make_synthetic_retouch
+
+    generated = make_synthetic_retouch(folder.parent / "oct_generated", n_volumes=2, vendors=("Cirrus",))
+    for number, image_id in enumerate(OCT_VOLUME_IDS, start=1):
+        volume = generated / "Cirrus" / f"TRAIN{number:03d}"
+        shutil.copy(volume / "oct.raw", folder / f"{image_id}.raw")
+        header = (volume / "oct.mhd").read_text()
+        assert "ElementDataFile = oct.raw" in header, header
+        (folder / f"{image_id}.mhd").write_text(header.replace("oct.raw", f"{image_id}.raw"))
+        images[image_id] = folder / f"{image_id}.mhd"
+        # written through ITK, so the label keeps the volume's geometry
+        itk.imwrite(itk.imread(str(volume / "reference.mhd")), str(folder.parent / f"{image_id}_label.nii.gz"))
+    bscans = itk.array_from_image(itk.imread(str(images[OCT_VOLUME_ID])))  # (n_bscans, depth, width)
     Image.fromarray(bscans[3]).convert("RGB").save(folder / f"{OCT_BSCAN_ID}.png")
     images[OCT_BSCAN_ID] = folder / f"{OCT_BSCAN_ID}.png"
 
@@ -387,8 +393,8 @@ def _assert_served_equals_bundle(server: LabelServer, model: str, image_ids: lis
 def test_info_publishes_each_bundle_with_its_label_as_1(server):
     info = server.info()
     assert set(info["models"]) == {*BUNDLES, VOLUME_BUNDLE, OCT_BUNDLE, OCT_BSCANS}
-    # the volume bundle has no train.json, the OCT bundle's cannot take saved labels yet: inference only
-    assert set(info["trainers"]) == set(BUNDLES)
+    # the volume bundle has no train.json: inference only
+    assert set(info["trainers"]) == {*BUNDLES, OCT_BUNDLE}
     assert info["models"][VOLUME_BUNDLE]["labels"] == {"fluid": 1}
     # a 2D network through a SliceInferer segments volumes
     assert info["models"][VOLUME_BUNDLE]["dimension"] == 3
@@ -505,15 +511,6 @@ def test_oct_bscan_png_mask_equals_the_bundle_inference_output(server):
     np.testing.assert_array_equal(served, expected)
 
 
-def test_training_the_oct_bundle_is_refused_with_the_reason(server):
-    status, body, _ = server.post_json(f"/train/{OCT_BUNDLE}?run_sync=true")
-    assert status == 500, body
-    detail = json.loads(body)["detail"]
-    assert f"training model '{OCT_BUNDLE}' from MONAI Label is not supported yet" in detail
-    assert "--layout nifti" in detail  # how to train it instead
-    assert server.get("/info/")[0] == 200
-
-
 def test_generated_png_masks_equal_the_bundle_inference_output(server):
     _assert_served_equals_bundle(server, "masksup_glas", list(GENERATED_IDS[:2]), "generated")
 
@@ -609,7 +606,7 @@ def test_semi_supervised_training_learns_from_the_unlabelled_2d_studies(server):
     assert {str(Path(p).resolve()) for p in summary["unlabelled"]} == expected
     assert summary["unlabelled_images"] == len(expected)
     left_out = sorted(Path(p).name for p in summary["left_out"]["unlabelled"])
-    assert left_out == sorted([f"{VOLUME_IDS[1]}.mhd", f"{VOLUME_IDS[0]}.nii.gz", f"{OCT_VOLUME_ID}.mhd"])
+    assert left_out == sorted([f"{VOLUME_IDS[1]}.mhd", f"{VOLUME_IDS[0]}.nii.gz", *(f"{i}.mhd" for i in OCT_VOLUME_IDS)])
     # the bundle's own lists (its demo data) were never built: the datastore's lists replaced them
     assert not any(work_dir.rglob("demo_data"))
     # the mean teacher is in the run's interval checkpoint
@@ -647,7 +644,7 @@ def test_scoring_ranks_the_unlabelled_studies_by_teacher_student_disagreement(se
     labelled = {p.stem for p in (server.studies / "labels" / "final").iterdir()}
     unlabelled_2d = {p.stem for p in server.studies.iterdir() if p.suffix in {".png", ".jpg", ".tif", ".bmp"}}
     assert {entry["id"] for entry in ranking} == unlabelled_2d - labelled
-    assert sorted(result["left_out"]) == sorted([*VOLUME_IDS, OCT_VOLUME_ID]) and result["failed"] == {}
+    assert sorted(result["left_out"]) == sorted([*VOLUME_IDS, *OCT_VOLUME_IDS]) and result["failed"] == {}
     assert result["checkpoint"].endswith("checkpoint_epoch=1.pt")
     # the value: the bundle's preprocessing and networks, computed here by hand
     top = ranking[0]
@@ -658,6 +655,36 @@ def test_scoring_ranks_the_unlabelled_studies_by_teacher_student_disagreement(se
     status, body, _ = server.post_json(f"/activelearning/{SCORING}")
     assert status == 200, body
     assert json.loads(body)["id"] == top["id"]
+
+
+def test_training_the_oct_bundle_on_saved_volume_labels_publishes_a_model_that_the_server_reloads(server):
+    model_file = server.bundles / OCT_BUNDLE / "models" / "model.pt"
+    before = model_file.read_bytes()
+    for image_id in OCT_VOLUME_IDS:
+        label_file = server.root / f"{image_id}_label.nii.gz"
+        status, body, _ = server.put_file(f"/datastore/label?image={image_id}&tag=final", "label", label_file)
+        assert status == 200, body
+    result = _train(server, OCT_BUNDLE, {"max_epochs": 1, "val_split": 0.5})
+    assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
+
+    work_dir = server.bundles / OCT_BUNDLE / "eval" / "monailabel"
+    summary = json.loads((work_dir / "last_train.json").read_text())
+    # one labelled volume to train on, one to validate on, 8 B-scans each, as the bundle's split
+    assert summary["training_images"] == 1 and summary["validation_images"] == 1
+    assert summary["bscan_split"] == {"pixel": 8, "image": 0, "unlabelled": 0, "test": 8}
+    # the 2D studies' labels (saved by the tests above) are not the volume bundle's
+    assert all(Path(p).suffix == ".png" for p in summary["left_out"]["labelled"])
+    assert model_file.read_bytes() != before
+    assert sorted(p.name for p in model_file.parent.iterdir()) == ["model.pt", "model.pt.record.json"]
+    # the bundle's demo data was never generated: the saved labels replaced it
+    assert not any((server.bundles / OCT_BUNDLE).rglob("demo_data"))
+    # the server reloads the new weights: its mask equals the bundle's with them
+    expected = _oct_bundle_masks(server, [OCT_VOLUME_IDS[1]], "trained")[OCT_VOLUME_IDS[1]]
+    status, body, _ = server.post_json(f"/infer/{OCT_BUNDLE}?image={OCT_VOLUME_IDS[1]}&output=image")
+    assert status == 200, f"{status} {body[:500]!r}\n{server.log_tail()}"
+    out = server.root / f"served_{OCT_BUNDLE}_trained.nii.gz"
+    out.write_bytes(body)
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), expected)
 
 
 def _train(server: LabelServer, model: str, params: dict) -> dict:

@@ -20,7 +20,8 @@ __all__ = [
     "published_labels",
     "served_dimension",
     "infer_task_names",
-    "training_unsupported_reason",
+    "BScanSplitTraining",
+    "bscan_split_training",
     "SEMISUP_CONFIG",
     "INPUT_KIND_KEY",
     "INPUT_KINDS",
@@ -36,16 +37,40 @@ INPUT_KIND_KEY = "input_kind"
 #: the input kinds of such a bundle, each served as its own infer task: ``{kind: (task name suffix, dimension)}``
 INPUT_KINDS = {"volumes": ("", 3), "bscans": ("_bscans", 2)}
 
-# bundles whose train.json cannot take MONAI Label's lists of saved labels yet, and why
-_TRAINING_UNSUPPORTED = {
-    "mlds_retinal_oct": (
-        "its train.json builds the training B-scans from a data set folder (--layout, --dataset_dir) and splits "
-        "them itself (pixel-, image-labelled, unlabelled and test subjects); a list of saved volume labels has no "
-        "key to go to yet. Train it with `python -m monai.bundle run --config_file "
-        "bundles/mlds_retinal_oct/configs/train.json --layout nifti --dataset_dir <volumes> --label_dir <labels>` "
-        "and restart the server"
+@dataclass(frozen=True)
+class BScanSplitTraining:
+    """
+    How a bundle that trains on B-scans of volumes takes MONAI Label's saved labels (``mlds_retinal_oct``).
+
+    Its ``train.json`` builds the training and validation B-scans from a split of B-scan items
+    (``{"pixel", "image", "unlabelled", "test"}``, each a list of volume items with a ``"bscan"`` index), not from
+    ``train#dataset#data`` / ``validate#dataset#data``. The app hands it the saved labels as that split instead:
+    the training volumes' B-scans as ``pixel``, the validation volumes' as ``test``, nothing image-labelled or
+    unlabelled.
+
+    Args:
+        split_key: the config key of the split.
+        fixed: config values set with it: the layout whose reader opens the datastore's volumes (``retouch``:
+            ITK, for MetaImage and NIfTI), the supervised mode (the split has no unlabelled part).
+        epochs_key: the key that the validation interval follows (validation at the end of the run).
+    """
+
+    split_key: str
+    fixed: Mapping[str, object]
+    epochs_key: str
+
+
+_BSCAN_SPLIT_TRAINING = {
+    "mlds_retinal_oct": BScanSplitTraining(
+        split_key="split", fixed={"layout": "retouch", "mode": "supervised"}, epochs_key="epochs"
     ),
 }
+
+
+def bscan_split_training(name: str) -> BScanSplitTraining | None:
+    """How bundle ``name`` takes saved labels as a split of B-scan items, or ``None`` for a list-taking bundle."""
+    return _BSCAN_SPLIT_TRAINING.get(name)
+
 
 _NOTE_IN_PARENTHESES = re.compile(r"\s*\(.*\)\s*$")
 
@@ -256,13 +281,3 @@ def infer_task_names(name: str, inference_config: Mapping) -> dict[str, str | No
         return {name: None}
     return {name + suffix: kind for kind, (suffix, _) in INPUT_KINDS.items()}
 
-
-def training_unsupported_reason(name: str) -> str | None:
-    """
-    Why the app cannot train bundle ``name`` from MONAI Label's saved labels yet, or ``None`` when it can.
-
-    The app hands saved labels to ``train#dataset#data`` and ``validate#dataset#data`` as lists of
-    ``{"image", "label"}`` files; a bundle whose ``train.json`` builds its data differently is listed here with
-    the reason and the way to train it instead.
-    """
-    return _TRAINING_UNSUPPORTED.get(name)
