@@ -508,6 +508,7 @@ def test_oct_bscan_png_mask_equals_the_bundle_inference_output(server):
     expected = _oct_bundle_masks(server, [OCT_BSCAN_ID], "bscans")[OCT_BSCAN_ID]
     served = server.infer_mask(OCT_BSCANS, OCT_BSCAN_ID)
     assert served.shape == expected.shape
+    assert set(np.unique(expected)) == {0, 1, 2, 3}
     np.testing.assert_array_equal(served, expected)
 
 
