@@ -158,3 +158,16 @@ def test_only_the_oct_bundle_takes_saved_labels_as_a_bscan_split():
     assert {how.split_key, how.epochs_key, *how.fixed} <= set(train)
     assert train["val_interval"] == f"@{how.epochs_key}"
     assert catalog.bscan_split_training("masksup_glas") is None
+
+
+def test_served_labels_follow_the_configured_number_of_classes():
+    metadata = catalog.default_bundles_dir(APP_DIR) / "mlds_retinal_oct" / "configs" / "metadata.json"
+    fluids = {"intraretinal fluid": 1, "subretinal fluid": 2, "pigment epithelial detachment": 3}
+    assert catalog.served_labels("mlds_retinal_oct", metadata, 4) == fluids
+    assert catalog.served_labels("mlds_retinal_oct", metadata, None) == fluids
+    # a model trained with --layout duke, served with num_classes 2
+    assert catalog.served_labels("mlds_retinal_oct", metadata, 2) == {"fluid": 1}
+    with pytest.raises(ValueError, match="mlds_retinal_oct .*num_classes=3.* 4 channels"):
+        catalog.served_labels("mlds_retinal_oct", metadata, 3)
+    glas = catalog.default_bundles_dir(APP_DIR) / "masksup_glas" / "configs" / "metadata.json"
+    assert catalog.served_labels("masksup_glas", glas) == {"gland": 1}

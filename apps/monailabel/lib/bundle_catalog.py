@@ -18,6 +18,7 @@ __all__ = [
     "split_names",
     "find_bundles",
     "published_labels",
+    "served_labels",
     "served_dimension",
     "infer_task_names",
     "BScanSplitTraining",
@@ -71,6 +72,13 @@ def bscan_split_training(name: str) -> BScanSplitTraining | None:
     """How bundle ``name`` takes saved labels as a split of B-scan items, or ``None`` for a list-taking bundle."""
     return _BSCAN_SPLIT_TRAINING.get(name)
 
+
+# the labels of a bundle configured for fewer classes than its metadata's channel_def names:
+# {(bundle, num_classes): labels}
+_LABELS_BY_NUM_CLASSES = {
+    # a model trained with --layout duke: Duke DME's one fluid class (bundles/mlds_retinal_oct/docs/README.md)
+    ("mlds_retinal_oct", 2): {"fluid": 1},
+}
 
 _NOTE_IN_PARENTHESES = re.compile(r"\s*\(.*\)\s*$")
 
@@ -281,3 +289,37 @@ def infer_task_names(name: str, inference_config: Mapping) -> dict[str, str | No
         return {name: None}
     return {name + suffix: kind for kind, (suffix, _) in INPUT_KINDS.items()}
 
+
+
+def served_labels(name: str, metadata: Mapping | str | os.PathLike, num_classes: int | None = None) -> dict[str, int]:
+    """
+    The labels bundle ``name`` is published under, for a config of ``num_classes`` classes.
+
+    :func:`published_labels` of the metadata, unless the served config's ``num_classes`` differs from the number of
+    channels its ``channel_def`` names: then the labels of that class count, where the app knows them
+    (``mlds_retinal_oct`` with ``num_classes`` 2, a Duke DME model: ``{"fluid": 1}``).
+
+    Args:
+        name: the bundle's name.
+        metadata: its ``metadata.json`` as a mapping, or its path.
+        num_classes: the served config's ``num_classes`` (background included), ``None`` when it has none.
+
+    Returns:
+        ``{label name: mask value}``.
+
+    Raises:
+        ValueError: ``num_classes`` differs from the ``channel_def`` and the app knows no labels for it; the
+            message names the bundle and both numbers.
+    """
+    if not isinstance(metadata, Mapping):
+        metadata = json.loads(Path(metadata).read_text())
+    labels = published_labels(metadata)
+    channels = len(next(iter(metadata["network_data_format"]["outputs"].values()))["channel_def"])
+    if num_classes is None or num_classes == channels:
+        return labels
+    if (name, num_classes) in _LABELS_BY_NUM_CLASSES:
+        return dict(_LABELS_BY_NUM_CLASSES[(name, num_classes)])
+    raise ValueError(
+        f"bundle {name} is configured for num_classes={num_classes}, but its metadata.json's channel_def names "
+        f"{channels} channels: the labels to publish are unknown"
+    )

@@ -11,7 +11,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.transforms import Lambdad
 
-from lib.bundle_catalog import INPUT_KIND_KEY, ServedBundle, published_labels, served_dimension
+from lib.bundle_catalog import INPUT_KIND_KEY, ServedBundle, served_dimension, served_labels
 from lib.torchvision_stand_in import torchvision_utils_stand_in
 
 with torchvision_utils_stand_in():
@@ -33,8 +33,9 @@ class MaskSupBundleInferTask(BundleInferTask):
 
     - the config is ``inference.json`` with the app's extra configs merged over it (``demo.json`` swaps in the
       small network that the model was trained with);
-    - the labels are :func:`~lib.bundle_catalog.published_labels` (``{"polyp": 1}``), not the output's
-      ``channel_def`` numbered from 0;
+    - the labels are :func:`~lib.bundle_catalog.served_labels` (``{"polyp": 1}``), not the output's
+      ``channel_def`` numbered from 0 (with the config's ``num_classes``: a Duke DME model of the OCT bundle
+      publishes ``{"fluid": 1}``);
     - the mask loses its channel axis and is written as uint8 class indices: a PNG for a 2D bundle whatever the
       image's format (``BundleInferTask`` writes it in the image's own format: a lossy JPEG for a JPEG frame),
       a NIfTI ``.nii.gz`` for a volume bundle (also for a ``.mhd`` volume);
@@ -61,7 +62,10 @@ class MaskSupBundleInferTask(BundleInferTask):
         super().__init__(str(bundle.path), conf, **kwargs)
         if self.valid:
             metadata_path = bundle.path / "configs" / "metadata.json"
-            self.labels = published_labels(metadata_path)
+            num_classes = (
+                self.bundle_config.get_parsed_content("num_classes") if "num_classes" in self.bundle_config.config else None
+            )
+            self.labels = served_labels(bundle.name, metadata_path, num_classes)
             self.dimension = served_dimension(json.loads(metadata_path.read_text()), self.bundle_config.config)
 
     def _load_bundle_config(self, path: str, config: str) -> ConfigParser:
