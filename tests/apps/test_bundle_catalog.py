@@ -153,7 +153,8 @@ def test_the_input_kind_sets_the_served_dimension_over_the_inferer():
 def test_only_the_oct_bundle_takes_saved_labels_as_a_bscan_split():
     how = catalog.bscan_split_training("mlds_retinal_oct")
     assert how.split_key == "split" and how.fixed == {"layout": "retouch", "mode": "supervised"}
-    train = json.loads((catalog.default_bundles_dir(APP_DIR) / "mlds_retinal_oct" / "configs" / "train.json").read_text())
+    configs = catalog.default_bundles_dir(APP_DIR) / "mlds_retinal_oct" / "configs"
+    train = json.loads((configs / "train.json").read_text())
     # the keys exist in the bundle's train.json, and the validation interval follows the epochs
     assert {how.split_key, how.epochs_key, *how.fixed} <= set(train)
     assert train["val_interval"] == f"@{how.epochs_key}"

@@ -245,7 +245,8 @@ def served_dimension(metadata: Mapping, inference_config: Mapping) -> int:
 
     MONAI Label's ``BundleInferTask`` takes the number of axes of the input's ``spatial_shape`` in the metadata
     (3 when there is none). A bundle whose inference config sets :data:`INPUT_KIND_KEY` to one of
-    :data:`INPUT_KINDS` has that kind's dimension (``volumes`` 3, ``bscans`` 2). A volume bundle whose 2D network runs B-scan by B-scan (an ``inferer`` that is
+    :data:`INPUT_KINDS` has that kind's dimension (``volumes`` 3, ``bscans`` 2). A volume bundle whose 2D
+    network runs B-scan by B-scan (an ``inferer`` that is
     MONAI's ``SliceInferer``, or ``monai_masksup.data.bscan_slice_inferer``) declares a 2D ``spatial_shape``
     but segments volumes: it is served as 3D, so clients send volumes and get volume masks back.
 

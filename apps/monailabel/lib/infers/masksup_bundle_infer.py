@@ -62,9 +62,8 @@ class MaskSupBundleInferTask(BundleInferTask):
         super().__init__(str(bundle.path), conf, **kwargs)
         if self.valid:
             metadata_path = bundle.path / "configs" / "metadata.json"
-            num_classes = (
-                self.bundle_config.get_parsed_content("num_classes") if "num_classes" in self.bundle_config.config else None
-            )
+            has_classes = "num_classes" in self.bundle_config.config
+            num_classes = self.bundle_config.get_parsed_content("num_classes") if has_classes else None
             self.labels = served_labels(bundle.name, metadata_path, num_classes)
             self.dimension = served_dimension(json.loads(metadata_path.read_text()), self.bundle_config.config)
 

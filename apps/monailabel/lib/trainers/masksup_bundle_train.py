@@ -134,6 +134,10 @@ class MaskSupBundleTrainTask(BundleTrainTask):
         return overrides
 
     def _as_bscan_split(self, overrides: dict[str, Any]) -> None:
+        """
+        Count the training and validation images; for a bundle of :func:`~lib.bundle_catalog.bscan_split_training`,
+        move MONAI Label's lists into its split of B-scan items (and its fixed values and epochs), in place.
+        """
         train_ds = overrides[self.const.key_train_dataset_data()]
         val_ds = overrides.get(self.const.key_validate_dataset_data()) or []
         self._run_summary["training_images"] = len(train_ds)
