@@ -22,7 +22,7 @@ from monailabel.interfaces.tasks.strategy import Strategy
 from monailabel.interfaces.tasks.train import TrainTask
 from monailabel.tasks.activelearning.epistemic import Epistemic
 
-from lib.bundle_catalog import default_bundles_dir, find_bundles, split_names
+from lib.bundle_catalog import default_bundles_dir, find_bundles, infer_task_names, split_names
 from lib.infers import MaskSupBundleInferTask
 from lib.scoring import TeacherStudentDisagreementScoring, disagreement_key
 from lib.study_files import datastore_extensions
@@ -66,9 +66,13 @@ class MaskSupApp(MONAILabelApp):
     def init_infers(self) -> dict[str, InferTask]:
         infers: dict[str, InferTask] = {}
         for name, bundle in self.bundles.items():
-            task = MaskSupBundleInferTask(bundle, self.conf)
-            if task.is_valid():
-                infers[name] = task
+            tasks = {
+                task_name: MaskSupBundleInferTask(bundle, self.conf, input_kind=kind)
+                for task_name, kind in infer_task_names(name, bundle.inference_config()).items()
+            }
+            valid = {task_name: task for task_name, task in tasks.items() if task.is_valid()}
+            if valid:
+                infers.update(valid)
             else:
                 logger.warning(
                     f"model {name} is not served for inference: {bundle.path / 'models' / 'model.pt'} does not "

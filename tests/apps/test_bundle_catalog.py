@@ -124,3 +124,51 @@ def test_project_bundles_are_served_as_2d_and_an_extra_config_can_change_the_inf
     (bundle / "configs" / "slices.json").write_text(json.dumps({"inferer": {"_target_": "SliceInferer"}}))
     assert catalog.find_bundles(tmp_path)["oct_like"].dimension == 2
     assert catalog.find_bundles(tmp_path, extra_configs=["slices.json"])["oct_like"].dimension == 3
+
+
+def test_the_oct_bundle_publishes_its_fluid_classes_by_channel():
+    bundle = catalog.find_bundles(catalog.default_bundles_dir(APP_DIR), "mlds_retinal_oct")["mlds_retinal_oct"]
+    labels = catalog.published_labels(bundle.path / "configs" / "metadata.json")
+    assert labels == {"intraretinal fluid": 1, "subretinal fluid": 2, "pigment epithelial detachment": 3}
+
+
+def test_a_bundle_with_input_kinds_is_served_once_per_kind():
+    assert catalog.infer_task_names("oct", {"input_kind": "$@inputs['kind']"}) == {
+        "oct": "volumes",
+        "oct_bscans": "bscans",
+    }
+    assert catalog.infer_task_names("masksup_glas", {"inferer": {}}) == {"masksup_glas": None}
+
+
+def test_the_input_kind_sets_the_served_dimension_over_the_inferer():
+    # mlds_retinal_oct: a 2D network, the inferer chosen by an expression on the kind
+    inference = {"inferer": "$@bscan#inferer if @input_kind == 'bscans' else @volume#inferer"}
+    assert catalog.served_dimension(_metadata([512, 512]), {**inference, "input_kind": "volumes"}) == 3
+    assert catalog.served_dimension(_metadata([512, 512]), {**inference, "input_kind": "bscans"}) == 2
+    bundles = catalog.find_bundles(catalog.default_bundles_dir(APP_DIR))
+    # the task named after the bundle serves volumes
+    assert bundles["mlds_retinal_oct"].dimension == 3
+
+
+def test_only_the_oct_bundle_takes_saved_labels_as_a_bscan_split():
+    how = catalog.bscan_split_training("mlds_retinal_oct")
+    assert how.split_key == "split" and how.fixed == {"layout": "retouch", "mode": "supervised"}
+    configs = catalog.default_bundles_dir(APP_DIR) / "mlds_retinal_oct" / "configs"
+    train = json.loads((configs / "train.json").read_text())
+    # the keys exist in the bundle's train.json, and the validation interval follows the epochs
+    assert {how.split_key, how.epochs_key, *how.fixed} <= set(train)
+    assert train["val_interval"] == f"@{how.epochs_key}"
+    assert catalog.bscan_split_training("masksup_glas") is None
+
+
+def test_served_labels_follow_the_configured_number_of_classes():
+    metadata = catalog.default_bundles_dir(APP_DIR) / "mlds_retinal_oct" / "configs" / "metadata.json"
+    fluids = {"intraretinal fluid": 1, "subretinal fluid": 2, "pigment epithelial detachment": 3}
+    assert catalog.served_labels("mlds_retinal_oct", metadata, 4) == fluids
+    assert catalog.served_labels("mlds_retinal_oct", metadata, None) == fluids
+    # a model trained with --layout duke, served with num_classes 2
+    assert catalog.served_labels("mlds_retinal_oct", metadata, 2) == {"fluid": 1}
+    with pytest.raises(ValueError, match="mlds_retinal_oct .*num_classes=3.* 4 channels"):
+        catalog.served_labels("mlds_retinal_oct", metadata, 3)
+    glas = catalog.default_bundles_dir(APP_DIR) / "masksup_glas" / "configs" / "metadata.json"
+    assert catalog.served_labels("masksup_glas", glas) == {"gland": 1}

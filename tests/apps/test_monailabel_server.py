@@ -46,6 +46,13 @@ VOLUME_IDS = ("volume_nifti", "volume_metaimage")
 #: a bundle of the retinal-OCT kind, written by the test: a 2D network run B-scan by B-scan over volumes
 VOLUME_BUNDLE = "slice_volume_demo"
 VOLUME_SHAPE = (32, 32, 4)
+#: the retinal-OCT bundle: volumes under its name, B-scan images under <name>_bscans
+OCT_BUNDLE = "mlds_retinal_oct"
+OCT_BSCANS = f"{OCT_BUNDLE}_bscans"
+#: two volumes of the OCT bundle's generated demo set (RETOUCH layout, MetaImage), and a B-scan of the first as a PNG
+OCT_VOLUME_IDS = ("oct_cirrus_train001", "oct_cirrus_train002")
+OCT_VOLUME_ID = OCT_VOLUME_IDS[0]
+OCT_BSCAN_ID = "oct_cirrus_train001_bscan3"
 SCORING = "disagreement_masksup_kvasir"
 SERVER_START_S = 180
 TRAIN_S = 300
@@ -70,6 +77,27 @@ def _untrained_model(bundle: Path) -> None:
     parser.read_config([str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")])
     torch.manual_seed(0)
     network = parser.get_parsed_content("network_def")
+    (bundle / "models").mkdir()
+    torch.save(network.state_dict(), bundle / "models" / "model.pt")
+
+
+def _oct_model(bundle: Path, volume: Path) -> None:
+    """
+    The OCT bundle's seeded, untrained demo network as ``models/model.pt``, its output bias shifted by minus the
+    mean logit of each class over ``volume``: an untrained network gives one class everywhere, this one gives
+    every class somewhere, so the comparison of the masks covers all four class indices.
+    """
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")])
+    parser["input_kind"] = "volumes"
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def").eval()
+    image = parser.get_parsed_content("preprocessing")({"image": str(volume)})["image"].unsqueeze(0)
+    with torch.no_grad():
+        logits = parser.get_parsed_content("inferer")(image, network)
+        network.standard_head.out.conv.bias.sub_(logits.mean(dim=(0, 2, 3, 4)).as_tensor())
     (bundle / "models").mkdir()
     torch.save(network.state_dict(), bundle / "models" / "model.pt")
 
@@ -165,9 +193,37 @@ def _studies(folder: Path) -> dict[str, Path]:
         f"ObjectType = Image\nNDims = 3\nDimSize = {' '.join(map(str, VOLUME_SHAPE))}\nElementType = MET_UCHAR\n"
         f"ElementDataFile = {VOLUME_IDS[1]}.raw\n"
     )
+    _oct_studies(folder, images)
     # random bytes under an image name: the datastore lists it, no reader can open it
     (folder / "corrupt.png").write_bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8).tobytes())
     return images
+
+
+def _oct_studies(folder: Path, images: dict[str, Path]) -> None:
+    """
+    Two volumes of the OCT bundle's generated demo set (``make_synthetic_retouch``, as the bundle writes it
+    without data: MetaImage ``oct.mhd`` + ``oct.raw``) under their own names, their reference labels as NIfTI
+    class-index volumes beside the studies (``<id>_label.nii.gz``, for saving them through the server), and
+    B-scan 3 of the first as a PNG (saved as RGB, grey in every channel: the 2D bundles' trainings and scoring
+    read every unlabelled PNG as a colour frame).
+    """
+    import itk
+
+    from monai_masksup.data.synthetic_oct import make_synthetic_retouch
+
+    generated = make_synthetic_retouch(folder.parent / "oct_generated", n_volumes=2, vendors=("Cirrus",))
+    for number, image_id in enumerate(OCT_VOLUME_IDS, start=1):
+        volume = generated / "Cirrus" / f"TRAIN{number:03d}"
+        shutil.copy(volume / "oct.raw", folder / f"{image_id}.raw")
+        header = (volume / "oct.mhd").read_text()
+        assert "ElementDataFile = oct.raw" in header, header
+        (folder / f"{image_id}.mhd").write_text(header.replace("oct.raw", f"{image_id}.raw"))
+        images[image_id] = folder / f"{image_id}.mhd"
+        # written through ITK, so the label keeps the volume's geometry
+        itk.imwrite(itk.imread(str(volume / "reference.mhd")), str(folder.parent / f"{image_id}_label.nii.gz"))
+    bscans = itk.array_from_image(itk.imread(str(images[OCT_VOLUME_ID])))  # (n_bscans, depth, width)
+    Image.fromarray(bscans[3]).convert("RGB").save(folder / f"{OCT_BSCAN_ID}.png")
+    images[OCT_BSCAN_ID] = folder / f"{OCT_BSCAN_ID}.png"
 
 
 class LabelServer:
@@ -276,13 +332,15 @@ class LabelServer:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelServer]:
     python = label_python()
     root = tmp_path_factory.mktemp("monailabel")
-    for name in BUNDLES:
+    for name in (*BUNDLES, OCT_BUNDLE):
         shutil.copytree(
             PROJECT_ROOT / "bundles" / name, root / "bundles" / name, ignore=shutil.ignore_patterns("models", "eval")
         )
+    for name in BUNDLES:
         _untrained_model(root / "bundles" / name)
     _volume_bundle(root / "bundles" / VOLUME_BUNDLE)
     _studies(root / "studies")
+    _oct_model(root / "bundles" / OCT_BUNDLE, root / "studies" / f"{OCT_VOLUME_ID}.mhd")
     label_server = LabelServer(root, python)
     try:
         label_server.start()
@@ -334,9 +392,9 @@ def _assert_served_equals_bundle(server: LabelServer, model: str, image_ids: lis
 
 def test_info_publishes_each_bundle_with_its_label_as_1(server):
     info = server.info()
-    assert set(info["models"]) == {*BUNDLES, VOLUME_BUNDLE}
+    assert set(info["models"]) == {*BUNDLES, VOLUME_BUNDLE, OCT_BUNDLE, OCT_BSCANS}
     # the volume bundle has no train.json: inference only
-    assert set(info["trainers"]) == set(BUNDLES)
+    assert set(info["trainers"]) == {*BUNDLES, OCT_BUNDLE}
     assert info["models"][VOLUME_BUNDLE]["labels"] == {"fluid": 1}
     # a 2D network through a SliceInferer segments volumes
     assert info["models"][VOLUME_BUNDLE]["dimension"] == 3
@@ -389,6 +447,68 @@ def test_nifti_and_metaimage_volumes_get_a_nifti_volume_mask(server, image_id):
     # both volumes hold the same voxels, written as NIfTI and as MetaImage
     expected = _volume_mask_by_hand(server, server.studies / f"{VOLUME_IDS[0]}.nii.gz")
     assert 0 < expected.sum() < expected.size, "the seeded network should mark some voxels, not all"
+    np.testing.assert_array_equal(served, expected)
+
+
+def test_info_publishes_the_oct_bundle_for_volumes_and_bscans_with_its_fluid_classes(server):
+    info = server.info()
+    # channel k of the softmax output is class k; the postprocessing's argmax writes it
+    fluids = {"intraretinal fluid": 1, "subretinal fluid": 2, "pigment epithelial detachment": 3}
+    assert info["models"][OCT_BUNDLE]["labels"] == fluids
+    assert info["models"][OCT_BUNDLE]["dimension"] == 3
+    assert info["models"][OCT_BSCANS]["labels"] == fluids
+    assert info["models"][OCT_BSCANS]["dimension"] == 2
+    # served without listing an input folder: the bundle's demo volumes were never generated
+    assert not (server.bundles / OCT_BUNDLE / "eval").exists()
+
+
+def _oct_bundle_masks(server: LabelServer, image_ids: list[str], tag: str) -> dict[str, np.ndarray]:
+    """The class-index maps the OCT bundle's ``inference.json`` + ``demo.json`` writes for the studies given."""
+    bundle = server.bundles / OCT_BUNDLE
+    inputs = server.root / f"input_{OCT_BUNDLE}_{tag}"
+    inputs.mkdir()
+    for image_id in image_ids:
+        for file in server.studies.glob(f"{image_id}.*"):
+            shutil.copy(file, inputs)  # a MetaImage header with its .raw
+    predictions = server.root / f"predictions_{OCT_BUNDLE}_{tag}"
+    configs = [str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")]
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", json.dumps(configs)]
+    command += ["--bundle_root", str(bundle), "--input_dir", str(inputs), "--prediction_dir", str(predictions)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(command, cwd=server.root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    masks = {}
+    for image_id in image_ids:
+        (written,) = predictions.glob(f"{image_id}_seg.*")
+        if written.suffix == ".png":
+            with Image.open(written) as mask:
+                masks[image_id] = np.array(mask)
+        else:
+            masks[image_id] = np.asarray(nib.load(written).dataobj)
+    return masks
+
+
+def test_oct_volume_masks_equal_the_bundle_inference_output(server):
+    volume_ids = [OCT_VOLUME_ID, VOLUME_IDS[0]]  # the generated MetaImage, and a NIfTI volume
+    expected = _oct_bundle_masks(server, volume_ids, "volumes")
+    for image_id in volume_ids:
+        status, body, _ = server.post_json(f"/infer/{OCT_BUNDLE}?image={image_id}&output=image")
+        assert status == 200, f"{status} {body[:500]!r}\n{server.log_tail()}"
+        out = server.root / f"served_{OCT_BUNDLE}_{image_id}.nii.gz"
+        out.write_bytes(body)
+        served = np.asarray(nib.load(out).dataobj)
+        assert served.dtype == np.uint8 and served.shape == expected[image_id].shape, image_id
+        np.testing.assert_array_equal(served, expected[image_id], err_msg=image_id)
+    # the generated volume's size comes back (the network saw 64 x 48 B-scans), with every class
+    assert expected[OCT_VOLUME_ID].shape == (64, 48, 8)
+    assert set(np.unique(expected[OCT_VOLUME_ID])) == {0, 1, 2, 3}
+
+
+def test_oct_bscan_png_mask_equals_the_bundle_inference_output(server):
+    expected = _oct_bundle_masks(server, [OCT_BSCAN_ID], "bscans")[OCT_BSCAN_ID]
+    served = server.infer_mask(OCT_BSCANS, OCT_BSCAN_ID)
+    assert served.shape == expected.shape
+    assert set(np.unique(expected)) == {0, 1, 2, 3}
     np.testing.assert_array_equal(served, expected)
 
 
@@ -487,7 +607,8 @@ def test_semi_supervised_training_learns_from_the_unlabelled_2d_studies(server):
     assert {str(Path(p).resolve()) for p in summary["unlabelled"]} == expected
     assert summary["unlabelled_images"] == len(expected)
     left_out = sorted(Path(p).name for p in summary["left_out"]["unlabelled"])
-    assert left_out == [f"{VOLUME_IDS[1]}.mhd", f"{VOLUME_IDS[0]}.nii.gz"]
+    volumes = [f"{VOLUME_IDS[1]}.mhd", f"{VOLUME_IDS[0]}.nii.gz", *(f"{i}.mhd" for i in OCT_VOLUME_IDS)]
+    assert left_out == sorted(volumes)
     # the bundle's own lists (its demo data) were never built: the datastore's lists replaced them
     assert not any(work_dir.rglob("demo_data"))
     # the mean teacher is in the run's interval checkpoint
@@ -525,7 +646,7 @@ def test_scoring_ranks_the_unlabelled_studies_by_teacher_student_disagreement(se
     labelled = {p.stem for p in (server.studies / "labels" / "final").iterdir()}
     unlabelled_2d = {p.stem for p in server.studies.iterdir() if p.suffix in {".png", ".jpg", ".tif", ".bmp"}}
     assert {entry["id"] for entry in ranking} == unlabelled_2d - labelled
-    assert sorted(result["left_out"]) == sorted(VOLUME_IDS) and result["failed"] == {}
+    assert sorted(result["left_out"]) == sorted([*VOLUME_IDS, *OCT_VOLUME_IDS]) and result["failed"] == {}
     assert result["checkpoint"].endswith("checkpoint_epoch=1.pt")
     # the value: the bundle's preprocessing and networks, computed here by hand
     top = ranking[0]
@@ -536,6 +657,36 @@ def test_scoring_ranks_the_unlabelled_studies_by_teacher_student_disagreement(se
     status, body, _ = server.post_json(f"/activelearning/{SCORING}")
     assert status == 200, body
     assert json.loads(body)["id"] == top["id"]
+
+
+def test_training_the_oct_bundle_on_saved_volume_labels_publishes_a_model_that_the_server_reloads(server):
+    model_file = server.bundles / OCT_BUNDLE / "models" / "model.pt"
+    before = model_file.read_bytes()
+    for image_id in OCT_VOLUME_IDS:
+        label_file = server.root / f"{image_id}_label.nii.gz"
+        status, body, _ = server.put_file(f"/datastore/label?image={image_id}&tag=final", "label", label_file)
+        assert status == 200, body
+    result = _train(server, OCT_BUNDLE, {"max_epochs": 1, "val_split": 0.5})
+    assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
+
+    work_dir = server.bundles / OCT_BUNDLE / "eval" / "monailabel"
+    summary = json.loads((work_dir / "last_train.json").read_text())
+    # one labelled volume to train on, one to validate on, 8 B-scans each, as the bundle's split
+    assert summary["training_images"] == 1 and summary["validation_images"] == 1
+    assert summary["bscan_split"] == {"pixel": 8, "image": 0, "unlabelled": 0, "test": 8}
+    # the 2D studies' labels (saved by the tests above) are not the volume bundle's
+    assert all(Path(p).suffix == ".png" for p in summary["left_out"]["labelled"])
+    assert model_file.read_bytes() != before
+    assert sorted(p.name for p in model_file.parent.iterdir()) == ["model.pt", "model.pt.record.json"]
+    # the bundle's demo data was never generated: the saved labels replaced it
+    assert not any((server.bundles / OCT_BUNDLE).rglob("demo_data"))
+    # the server reloads the new weights: its mask equals the bundle's with them
+    expected = _oct_bundle_masks(server, [OCT_VOLUME_IDS[1]], "trained")[OCT_VOLUME_IDS[1]]
+    status, body, _ = server.post_json(f"/infer/{OCT_BUNDLE}?image={OCT_VOLUME_IDS[1]}&output=image")
+    assert status == 200, f"{status} {body[:500]!r}\n{server.log_tail()}"
+    out = server.root / f"served_{OCT_BUNDLE}_trained.nii.gz"
+    out.write_bytes(body)
+    np.testing.assert_array_equal(np.asarray(nib.load(out).dataobj), expected)
 
 
 def _train(server: LabelServer, model: str, params: dict) -> dict:

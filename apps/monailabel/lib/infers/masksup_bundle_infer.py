@@ -11,7 +11,7 @@ from typing import Any
 from monai.bundle import ConfigParser
 from monai.transforms import Lambdad
 
-from lib.bundle_catalog import ServedBundle, published_labels, served_dimension
+from lib.bundle_catalog import INPUT_KIND_KEY, ServedBundle, served_dimension, served_labels
 from lib.torchvision_stand_in import torchvision_utils_stand_in
 
 with torchvision_utils_stand_in():
@@ -33,33 +33,46 @@ class MaskSupBundleInferTask(BundleInferTask):
 
     - the config is ``inference.json`` with the app's extra configs merged over it (``demo.json`` swaps in the
       small network that the model was trained with);
-    - the labels are :func:`~lib.bundle_catalog.published_labels` (``{"polyp": 1}``), not the output's
-      ``channel_def`` numbered from 0;
+    - the labels are :func:`~lib.bundle_catalog.served_labels` (``{"polyp": 1}``), not the output's
+      ``channel_def`` numbered from 0 (with the config's ``num_classes``: a Duke DME model of the OCT bundle
+      publishes ``{"fluid": 1}``);
     - the mask loses its channel axis and is written as uint8 class indices: a PNG for a 2D bundle whatever the
       image's format (``BundleInferTask`` writes it in the image's own format: a lossy JPEG for a JPEG frame),
       a NIfTI ``.nii.gz`` for a volume bundle (also for a ``.mhd`` volume);
     - the dimension is :func:`~lib.bundle_catalog.served_dimension`: a volume bundle whose 2D network runs
       B-scan by B-scan through a ``SliceInferer`` is served as 3D;
-    - an image that cannot be loaded or preprocessed fails with a message that names the model and the file.
+    - an image that cannot be loaded or preprocessed fails with a message that names the model and the file;
+    - for a bundle with input kinds (:func:`~lib.bundle_catalog.infer_task_names`: ``mlds_retinal_oct`` reads
+      volumes and B-scan images differently), the config's ``input_kind`` is set to this task's kind, so the
+      config neither lists an input folder nor generates its demo data.
 
     Args:
         bundle: the served bundle (its folder, and the extra configs).
         conf: the app's ``--conf`` options (``preload``).
+        input_kind: the task's input kind (``"volumes"`` or ``"bscans"``) for a bundle with input kinds, else
+            ``None``.
         kwargs: as ``BundleInferTask``.
     """
 
-    def __init__(self, bundle: ServedBundle, conf: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self, bundle: ServedBundle, conf: dict[str, str], input_kind: str | None = None, **kwargs: Any
+    ) -> None:
         self.served_bundle = bundle
+        self.input_kind = input_kind
         super().__init__(str(bundle.path), conf, **kwargs)
         if self.valid:
             metadata_path = bundle.path / "configs" / "metadata.json"
-            self.labels = published_labels(metadata_path)
+            has_classes = "num_classes" in self.bundle_config.config
+            num_classes = self.bundle_config.get_parsed_content("num_classes") if has_classes else None
+            self.labels = served_labels(bundle.name, metadata_path, num_classes)
             self.dimension = served_dimension(json.loads(metadata_path.read_text()), self.bundle_config.config)
 
     def _load_bundle_config(self, path: str, config: str) -> ConfigParser:
         parser = ConfigParser()
         parser.read_config(self.served_bundle.config_files(os.path.basename(config)))
         parser.config.update({self.const.key_bundle_root(): path})
+        if self.input_kind is not None:
+            parser.config[INPUT_KIND_KEY] = self.input_kind
         return parser
 
     def post_transforms(self, data: dict | None = None) -> Sequence[Callable]:

@@ -10,7 +10,9 @@ from typing import Any
 import monai.bundle
 from monai.bundle import ConfigParser
 
-from lib.bundle_catalog import SEMISUP_CONFIG, ServedBundle
+from monai_masksup.data import volume_bscan_items
+
+from lib.bundle_catalog import SEMISUP_CONFIG, ServedBundle, bscan_split_training
 from lib.model_publication import publish_best_model
 from lib.study_files import split_by_dimension
 from lib.torchvision_stand_in import torchvision_utils_stand_in
@@ -46,7 +48,10 @@ class MaskSupBundleTrainTask(BundleTrainTask):
       ``train#unlabeled_dataset#data``. Without that file the task trains the supervised config and logs so;
     - only the studies of the bundle's dimension (:attr:`ServedBundle.dimension`): 2D image files for a 2D
       bundle, volume files for a volume bundle, as one studies folder may hold both; the others are counted in
-      ``left_out``.
+      ``left_out``;
+    - a bundle that trains on B-scans of volumes (:func:`~lib.bundle_catalog.bscan_split_training`:
+      ``mlds_retinal_oct``) gets the saved labels as its split of B-scan items (training volumes as
+      ``pixel``, validation volumes as ``test``), supervised, with the validation at the end of the run.
 
     Training runs on one device (``multi_gpu`` is off): MONAI Label's multi-GPU path, torchrun on an exported
     config, is untested with these bundles and would not publish the model.
@@ -114,12 +119,11 @@ class MaskSupBundleTrainTask(BundleTrainTask):
                 "output_dir": str(work_dir),
             }
         )
+        self._as_bscan_split(overrides)
         # only a bundle that binarises its masks by this key: another one's class-index labels stay as saved
         if "label_threshold" in self.bundle_config.config:
             overrides["label_threshold"] = 0
         self._run_summary["config_files"] = self.served_bundle.train_config_files(self._semi_supervised)
-        self._run_summary["training_images"] = len(overrides[self.const.key_train_dataset_data()])
-        self._run_summary["validation_images"] = len(overrides.get(self.const.key_validate_dataset_data()) or [])
         if self._semi_supervised and self._datastore is not None:
             uris = [self._datastore.get_image_uri(i) for i in self._datastore.get_unlabeled_images()]
             kept, left_out = split_by_dimension(uris, self.served_bundle.dimension)
@@ -128,6 +132,31 @@ class MaskSupBundleTrainTask(BundleTrainTask):
             self._run_summary["unlabelled"] = kept
             self._run_summary["left_out"]["unlabelled"] = left_out
         return overrides
+
+    def _as_bscan_split(self, overrides: dict[str, Any]) -> None:
+        """
+        Count the training and validation images; for a bundle of :func:`~lib.bundle_catalog.bscan_split_training`,
+        move MONAI Label's lists into its split of B-scan items (and its fixed values and epochs), in place.
+        """
+        train_ds = overrides[self.const.key_train_dataset_data()]
+        val_ds = overrides.get(self.const.key_validate_dataset_data()) or []
+        self._run_summary["training_images"] = len(train_ds)
+        self._run_summary["validation_images"] = len(val_ds)
+        how = bscan_split_training(self.served_bundle.name)
+        if how is None:
+            return
+        del overrides[self.const.key_train_dataset_data()]
+        overrides.pop(self.const.key_validate_dataset_data(), None)
+
+        def bscans(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            # each volume is its own subject: the datastore knows nothing of eyes or patients
+            volumes = [{"image": item["image"], "label": item["label"], "subject": item["image"]} for item in items]
+            return volume_bscan_items(volumes)
+
+        overrides[how.split_key] = {"pixel": bscans(train_ds), "image": [], "unlabelled": [], "test": bscans(val_ds)}
+        overrides.update(how.fixed)
+        overrides[how.epochs_key] = overrides[self.const.key_train_trainer_max_epochs()]
+        self._run_summary["bscan_split"] = {part: len(items) for part, items in overrides[how.split_key].items()}
 
     def run_single_gpu(self, request: dict[str, Any], overrides: dict[str, Any]) -> None:
         work_dir = self.served_bundle.work_dir
