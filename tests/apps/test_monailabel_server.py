@@ -354,6 +354,18 @@ def _needs_real_data() -> None:
         pytest.skip(f"real data subsets {DATA_DIR} are absent (../shared/data is not beside the project)")
 
 
+def _run_bundle_inference(server: LabelServer, bundle: Path, inputs: Path, name: str) -> Path:
+    """Run ``inference.json`` + ``demo.json`` of ``bundle`` on the files in ``inputs``; return the prediction folder."""
+    predictions = server.root / name
+    configs = [str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")]
+    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", json.dumps(configs)]
+    command += ["--bundle_root", str(bundle), "--input_dir", str(inputs), "--prediction_dir", str(predictions)]
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run(command, cwd=server.root, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return predictions
+
+
 def _bundle_masks(server: LabelServer, model: str, image_ids: list[str], tag: str) -> dict[str, np.ndarray]:
     """The masks ``python -m monai.bundle run`` writes with ``inference.json`` + ``demo.json`` for the images."""
     bundle = server.bundles / model
@@ -362,13 +374,7 @@ def _bundle_masks(server: LabelServer, model: str, image_ids: list[str], tag: st
     inputs.mkdir()
     for image in images:
         shutil.copy(image, inputs)
-    predictions = server.root / f"predictions_{model}_{tag}"
-    configs = [str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")]
-    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", json.dumps(configs)]
-    command += ["--bundle_root", str(bundle), "--input_dir", str(inputs), "--prediction_dir", str(predictions)]
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run(command, cwd=server.root, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    predictions = _run_bundle_inference(server, bundle, inputs, f"predictions_{model}_{tag}")
     masks = {}
     for image in images:
         with Image.open(predictions / f"{image.stem}_mask.png") as mask:
@@ -470,13 +476,7 @@ def _oct_bundle_masks(server: LabelServer, image_ids: list[str], tag: str) -> di
     for image_id in image_ids:
         for file in server.studies.glob(f"{image_id}.*"):
             shutil.copy(file, inputs)  # a MetaImage header with its .raw
-    predictions = server.root / f"predictions_{OCT_BUNDLE}_{tag}"
-    configs = [str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "demo.json")]
-    command = [sys.executable, "-m", "monai.bundle", "run", "--config_file", json.dumps(configs)]
-    command += ["--bundle_root", str(bundle), "--input_dir", str(inputs), "--prediction_dir", str(predictions)]
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    done = subprocess.run(command, cwd=server.root, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    predictions = _run_bundle_inference(server, bundle, inputs, f"predictions_{OCT_BUNDLE}_{tag}")
     masks = {}
     for image_id in image_ids:
         (written,) = predictions.glob(f"{image_id}_seg.*")
