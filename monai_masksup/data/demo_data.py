@@ -18,7 +18,9 @@ __all__ = [
     "GLAS_DEMO_MARKER",
     "POLYP_DEMO_FOLDER",
     "POLYP_DEMO_MARKER",
+    "generate_demo_set_once",
     "glas_or_demo",
+    "log_demo_notice",
     "make_demo_glas",
     "make_demo_polyps",
     "polyps_or_demo",
@@ -71,7 +73,7 @@ def make_demo_polyps(folder: str | os.PathLike, n_train: int = 24, n_test: int =
     )
 
 
-def _generate_once(folder: Path, marker: str, make: Callable[[Path], object]) -> Path:
+def generate_demo_set_once(folder: Path, marker: str, make: Callable[[Path], object]) -> Path:
     """Generate a data set into ``folder`` unless it already holds one (its ``marker`` file exists).
 
     The set is written into a temporary sibling folder and renamed into place, so a killed run never leaves a
@@ -98,7 +100,15 @@ def _generate_once(folder: Path, marker: str, make: Callable[[Path], object]) ->
     return folder
 
 
-def _demo_notice(folder: Path, action: str, options: str, dataset: str) -> None:
+def log_demo_notice(folder: Path, action: str, options: str, dataset: str) -> None:
+    """Log the bundles' one notice that no data set is configured and the generated demo set is used.
+
+    Args:
+        folder: the demo set's folder.
+        action: what the run does with it (``"training"``, ``"evaluating"``, ...).
+        options: the command-line options that configure the real data set.
+        dataset: the real data set's name.
+    """
     logger.warning(
         f"no data set configured: {action} on the generated demo set in {folder}; pass {options} to use {dataset}"
     )
@@ -132,8 +142,8 @@ def glas_or_demo(
             raise ValueError("`dataset_dir` is an empty string: give the GLaS folder, or leave the option out.")
         return str(dataset_dir)
     folder = Path(demo_dir).resolve() / GLAS_DEMO_FOLDER
-    _generate_once(folder, GLAS_DEMO_MARKER, make_demo_glas)
-    _demo_notice(folder, action, "--dataset_dir", "GlaS")
+    generate_demo_set_once(folder, GLAS_DEMO_MARKER, make_demo_glas)
+    log_demo_notice(folder, action, "--dataset_dir", "GlaS")
     return str(folder)
 
 
@@ -183,6 +193,6 @@ def polyps_or_demo(
             )
         return {name: None if value is None else str(value) for name, value in given.items()}
     folder = Path(demo_dir).resolve() / POLYP_DEMO_FOLDER
-    _generate_once(folder, POLYP_DEMO_MARKER, make_demo_polyps)
-    _demo_notice(folder, action, "--kvasir_dir and --cvc_dir", "Kvasir-SEG and CVC-ClinicDB")
+    generate_demo_set_once(folder, POLYP_DEMO_MARKER, make_demo_polyps)
+    log_demo_notice(folder, action, "--kvasir_dir and --cvc_dir", "Kvasir-SEG and CVC-ClinicDB")
     return {"kvasir_dir": str(folder / "Kvasir-SEG"), "cvc_dir": str(folder / "CVC-ClinicDB")}

@@ -14,7 +14,7 @@ from monai.utils import MAX_SEED
 
 from .annotated_columns import DEFAULT_IGNORE_VALUE
 from .bscan_folders import index_bscan_folders
-from .demo_data import _demo_notice, _generate_once
+from .demo_data import generate_demo_set_once, log_demo_notice
 from .duke_oct import ColumnRanges, duke_oct_transforms, index_duke_oct
 from .errors import DatasetLayoutError
 from .layout import IMAGE_SUFFIXES, list_image_files
@@ -340,12 +340,12 @@ def oct_data_or_demo(
             f"layout {layout!r} needs --dataset_dir (the generated demo set is in the 'retouch' layout only)."
         )
     folder = Path(demo_dir).resolve() / OCT_DEMO_FOLDER
-    _generate_once(
+    generate_demo_set_once(
         folder,
         "Topcon/TRAIN006/reference.mhd",
         lambda out: make_synthetic_retouch(out, n_volumes=2, shape=OCT_DEMO_SHAPE),
     )
-    _demo_notice(folder, action, "--dataset_dir", "RETOUCH, Duke DME or your own OCT data")
+    log_demo_notice(folder, action, "--dataset_dir", "RETOUCH, Duke DME or your own OCT data")
     return str(folder)
 
 

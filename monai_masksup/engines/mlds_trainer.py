@@ -16,8 +16,7 @@ from monai_masksup.engines.extra_state import GeneratorState
 from monai_masksup.engines.multi_pass_trainer import MultiPassTrainer, TrainingBatch, TrainingStep, to_float32
 from monai_masksup.engines.pseudo_labels import restricted_pseudo_labels
 from monai_masksup.engines.teacher_perturbation import FlipAffinePerturbation
-from monai_masksup.engines.semi_supervised_trainer import _passes_per_epoch
-from monai_masksup.engines.unlabeled_stream import UnlabeledStream
+from monai_masksup.engines.unlabeled_stream import UnlabeledStream, passes_per_epoch
 from monai_masksup.keys import PluginKeys
 from monai_masksup.losses.consistency import ConsistencyLoss
 from monai_masksup.losses.logit_checks import as_plain_tensor
@@ -204,7 +203,7 @@ class MultiLabelDeepSupervisionTrainer(MultiPassTrainer):
         if unlabelled_data_loader is not None:
             # an epoch without length (an iterable labelled loader) may draw any number of batches
             draws = self.state.epoch_length if self.state.epoch_length is not None else 1_000_000
-            passes = _passes_per_epoch(unlabelled_data_loader, draws)
+            passes = passes_per_epoch(unlabelled_data_loader, draws)
             self.unlabelled = UnlabeledStream(unlabelled_data_loader, "unlabelled_data_loader", passes_per_epoch=passes)
             self.add_event_handler(Events.EPOCH_STARTED, self._start_unlabelled_epoch)
         self.teacher = teacher

@@ -21,7 +21,7 @@ from monai_masksup.engines.multi_pass_trainer import (
     plain_tensor,
     to_float32,
 )
-from monai_masksup.engines.unlabeled_stream import UnlabeledStream
+from monai_masksup.engines.unlabeled_stream import UnlabeledStream, passes_per_epoch
 from monai_masksup.keys import PluginKeys
 from monai_masksup.losses.components import LossComponents
 from monai_masksup.losses.consistency import ConsistencyLoss
@@ -225,7 +225,7 @@ class SemiSupervisedTrainer(MultiPassTrainer):
             **kwargs,
         )
         self.perturbation = perturbation
-        passes = _passes_per_epoch(unlabeled_data_loader, int(epoch_length) * draws_per_iteration)
+        passes = passes_per_epoch(unlabeled_data_loader, int(epoch_length) * draws_per_iteration)
         stride = 2 if unlabeled_data_loader_b is not None else 1
         self.unlabeled = UnlabeledStream(unlabeled_data_loader, "unlabeled_data_loader", passes, stride, 0)
         self.unlabeled_b = (
@@ -234,7 +234,7 @@ class SemiSupervisedTrainer(MultiPassTrainer):
             else UnlabeledStream(
                 unlabeled_data_loader_b,
                 "unlabeled_data_loader_b",
-                _passes_per_epoch(unlabeled_data_loader_b, int(epoch_length)),
+                passes_per_epoch(unlabeled_data_loader_b, int(epoch_length)),
                 stride,
                 1,
             )
@@ -494,12 +494,3 @@ def _default_epoch_length(loader: Iterable, draws_per_iteration: int, owner: str
     if length < 1:
         raise ValueError(f"{owner}: `unlabeled_data_loader` is empty.")
     return max(1, length // draws_per_iteration)
-
-
-def _passes_per_epoch(loader: Iterable, draws: int) -> int:
-    """An upper bound of the passes over ``loader`` started in one epoch of ``draws`` batches."""
-    try:
-        length = len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        return 1_000_000
-    return max(1, math.ceil(draws / max(1, length)) + 1)

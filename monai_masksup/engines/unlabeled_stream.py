@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from torch.utils.data.distributed import DistributedSampler
 
-__all__ = ["UnlabeledStream"]
+__all__ = ["UnlabeledStream", "passes_per_epoch"]
 
 
 class UnlabeledStream:
@@ -79,3 +80,21 @@ class UnlabeledStream:
             sampler.set_epoch(self.sampler_epoch())
         self._passes += 1
         self._iterator = iter(self.loader)
+
+
+def passes_per_epoch(loader: Iterable, draws: int) -> int:
+    """An upper bound of the passes over ``loader`` started in one epoch of ``draws`` batches (the
+    ``passes_per_epoch`` argument of :class:`UnlabeledStream`).
+
+    Args:
+        loader: the stream's data loader; one without a length gets a bound of 1,000,000.
+        draws: batches drawn from the stream in one epoch.
+
+    Returns:
+        ``ceil(draws / len(loader)) + 1``, at least 1.
+    """
+    try:
+        length = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        return 1_000_000
+    return max(1, math.ceil(draws / max(1, length)) + 1)

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from monai_masksup.engines import UnlabeledStream
+from monai_masksup.engines.unlabeled_stream import passes_per_epoch
 
 
 def test_cycles_past_the_end_and_restarts_at_each_epoch():
@@ -47,3 +48,13 @@ def test_an_empty_loader_is_an_error_naming_it():
 def test_a_non_iterable_is_refused():
     with pytest.raises(TypeError, match="unlabeled_data_loader"):
         UnlabeledStream(torch.tensor(3.0).item(), "unlabeled_data_loader")
+
+
+@pytest.mark.parametrize("length, draws, expected", [(4, 4, 2), (4, 5, 3), (4, 9, 4), (10, 1, 2), (3, 0, 1)])
+def test_passes_per_epoch_bounds_the_passes_an_epoch_starts(length, draws, expected):
+    # draws batches from a loader of `length` batches: ceil(draws / length) passes, one more when the last is exact
+    assert passes_per_epoch(list(range(length)), draws) == expected
+
+
+def test_passes_per_epoch_of_a_loader_without_length_is_large():
+    assert passes_per_epoch(iter(range(3)), 5) == 1_000_000
