@@ -662,10 +662,16 @@ def test_scoring_ranks_the_unlabelled_studies_by_teacher_student_disagreement(se
 def test_training_the_oct_bundle_on_saved_volume_labels_publishes_a_model_that_the_server_reloads(server):
     model_file = server.bundles / OCT_BUNDLE / "models" / "model.pt"
     before = model_file.read_bytes()
-    for image_id in OCT_VOLUME_IDS:
+    for count, image_id in enumerate(OCT_VOLUME_IDS, start=1):
         label_file = server.root / f"{image_id}_label.nii.gz"
         status, body, _ = server.put_file(f"/datastore/label?image={image_id}&tag=final", "label", label_file)
         assert status == 200, body
+        if count == 1:
+            # one labelled volume leaves no validation volume: refused before the run, saying why
+            result = _train(server, OCT_BUNDLE, {"max_epochs": 1, "val_split": 0.5})
+            assert result["status"] != "DONE", result
+            assert "left no validation volume (1 labelled volume(s) for training" in server.log_tail(400)
+            assert model_file.read_bytes() == before
     result = _train(server, OCT_BUNDLE, {"max_epochs": 1, "val_split": 0.5})
     assert result["status"] == "DONE", f"{result}\n{server.log_tail()}"
 

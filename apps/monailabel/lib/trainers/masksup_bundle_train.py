@@ -145,6 +145,14 @@ class MaskSupBundleTrainTask(BundleTrainTask):
         how = bscan_split_training(self.served_bundle.name)
         if how is None:
             return
+        if not val_ds:
+            # the bundle keeps only a model that passed validation: without validation volumes its run would end
+            # in an evaluator error naming nothing
+            raise ValueError(
+                f"bundle {self.served_bundle.name}: MONAI Label's val_split left no validation volume "
+                f"({len(train_ds)} labelled volume(s) for training, 0 for validation); label at least one more "
+                "volume or raise val_split"
+            )
         del overrides[self.const.key_train_dataset_data()]
         overrides.pop(self.const.key_validate_dataset_data(), None)
 
