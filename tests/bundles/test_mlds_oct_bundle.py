@@ -156,7 +156,11 @@ def test_embedded_default_trains_evaluates_and_infers_on_volumes_and_bscans(tmp_
     metrics = dict(line.split(",") for line in (root / "eval" / "metrics.csv").read_text().splitlines())
     assert 0.0 <= float(metrics["test_mean_iou"]) <= 1.0 and 0.0 <= float(metrics["test_mean_dice"]) <= 1.0
     # 2 of the 6 subjects held out, 8 B-scans each: one row per test B-scan
-    assert len((root / "eval" / "test_mean_iou_raw.csv").read_text().splitlines()) == 1 + 16
+    rows = (root / "eval" / "test_mean_iou_raw.csv").read_text().splitlines()[1:]
+    assert len(rows) == 16
+    # each row names its volume and B-scan
+    names = [row.split("\t")[0].split(",")[0] for row in rows]
+    assert len(set(names)) == 16 and all("oct.mhd:bscan" in name for name in names), names[:3]
 
     # inference without an input folder: the generated volumes, B-scan by B-scan (SliceInferer), original size
     import nibabel as nib
