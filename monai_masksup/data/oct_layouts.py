@@ -16,7 +16,7 @@ from .annotated_columns import DEFAULT_IGNORE_VALUE
 from .bscan_folders import index_bscan_folders
 from .demo_data import generate_demo_set_once, log_demo_notice
 from .duke_oct import ColumnRanges, duke_oct_transforms, index_duke_oct
-from .errors import DatasetLayoutError
+from .errors import DataFileError, DatasetLayoutError
 from .layout import IMAGE_SUFFIXES, list_image_files
 from .nifti_volumes import index_nifti_volumes
 from .oct_bscans import BScanIterd, bscan_png_volume_transforms, oct_bscan_dataset, oct_volume_transforms
@@ -89,7 +89,8 @@ def index_oct_bscans(
     Raises:
         ValueError: for an unknown layout, a NIfTI layout without ``label_dir``, or ``annotated_columns`` outside
             the Duke layout.
-        DatasetLayoutError, DataFileError: from the indexers, naming the folder or file.
+        DatasetLayoutError, DataFileError: from the indexers, naming the folder or file; ``DataFileError`` (a
+            ``ValueError``) also for a B-scan-folder volume without its ``labels`` folder.
     """
     _check_layout(layout)
     if annotated_columns is not None and layout != "duke":
@@ -105,7 +106,7 @@ def index_oct_bscans(
     volumes = index_bscan_folders(dataset_dir)
     unlabelled = [v["volume"] for v in volumes if "label" not in v]
     if unlabelled:
-        raise ValueError(
+        raise DataFileError(
             f"B-scan folders: volume '{Path(dataset_dir) / unlabelled[0]}' has no 'labels' folder; every volume of "
             "the training data needs its pixel labels (they are hidden by the split, not by the files)."
         )

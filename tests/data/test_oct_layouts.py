@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_masksup.data import DatasetLayoutError, synthetic_oct_volume, write_bscan_pngs
+from monai_masksup.data import DataFileError, DatasetLayoutError, synthetic_oct_volume, write_bscan_pngs
 from monai_masksup.data.oct_layouts import (
     index_oct_bscans,
     list_oct_inference_inputs,
@@ -97,7 +97,7 @@ def test_annotated_columns_outside_duke_and_nifti_without_labels_are_refused(one
 def test_bscan_folder_volume_without_labels_is_refused_naming_it(tmp_path):
     image, _ = synthetic_oct_volume(SHAPE, seed=0)
     write_bscan_pngs(image, None, tmp_path / "v9")
-    with pytest.raises(ValueError, match="v9.*no 'labels' folder"):
+    with pytest.raises(DataFileError, match="v9.*no 'labels' folder"):
         index_oct_bscans("bscans", tmp_path)
 
 
