@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -49,6 +48,9 @@ from pathlib import Path
 import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [] if str(Path(__file__).parent) in sys.path else [str(Path(__file__).parent)]
+from bench_train_step import hardware  # noqa: E402
+
 KVASIR_CONFIGS = PROJECT_ROOT / "bundles" / "masksup_kvasir" / "configs"
 KEYS = ("image", "label", "key_image", "key_label")
 QUICK = {"size": 32, "steps": 2, "pretrain_steps": 2, "probe_epochs": 1, "seeds": [0], "limit": 6}
@@ -382,12 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(runs[-1]), flush=True)
     rows = summarise(runs)
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "machine": {**hardware("cpu"), "threads": torch.get_num_threads()},
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "train": len(train),
         "test": len(test),

@@ -49,9 +49,7 @@ from __future__ import annotations
 import argparse
 import warnings
 import json
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,6 +57,9 @@ from pathlib import Path
 import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [] if str(Path(__file__).parent) in sys.path else [str(Path(__file__).parent)]
+from bench_train_step import hardware  # noqa: E402
+
 #: table rows: (name, trainer mode, evaluated network)
 METHODS = (
     ("U-Net", "unet", "student"),
@@ -287,16 +288,8 @@ def markdown(rows: list[dict]) -> str:
 
 
 def machine() -> dict:
-    """CPU model and cores (``lscpu``), torch version and threads."""
-    info = {"platform": platform.platform(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
-        info["cpu_model"] = fields.get("Model name", "").strip()
-        info["cpus"] = fields.get("CPU(s)", "").strip()
-    except (OSError, subprocess.CalledProcessError):
-        info["cpu_model"] = platform.processor()
-    return info
+    """The hardware description of every benchmark (``bench_train_step.hardware``) plus torch's thread count."""
+    return {**hardware("cpu"), "torch_threads": torch.get_num_threads()}
 
 
 def _size(text: str) -> tuple[int, int] | None:
@@ -369,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"Duke DME subset, {len(splits)} subject-wise splits, {args.n_pixel} pixel-labelled B-scans, "
         f"image-share {args.image_share}, {args.steps} steps, scans {args.size[0]}x{args.size[1]}, "
-        f"features {tuple(args.features)}, wall {wall:.0f} s on {report['machine'].get('cpu_model', '?')} "
+        f"features {tuple(args.features)}, wall {wall:.0f} s on {report['machine']['cpu']} "
         f"({args.threads} torch thread(s), torch {torch.__version__})"
     )
     args.out.with_suffix(".md").write_text(header + "\n\n" + table + "\n")
