@@ -368,6 +368,12 @@ def list_oct_inference_inputs(input_dir: str | os.PathLike) -> dict:
     )  # fmt: skip
     volumes = [f for f in files if f.name.lower().endswith((".mhd", ".nii", ".nii.gz"))]
     images = [f for f in files if f.suffix.lower() in IMAGE_SUFFIXES]
+    # the listing matches single suffixes, so ".gz" lets in any gzip file: only ".nii.gz" is a volume
+    others = [f for f in files if f not in volumes and f not in images]
+    if others:
+        raise DatasetLayoutError(
+            f"OCT inference input '{others[0]}' is neither a volume nor a B-scan image: give {OCT_INFERENCE_INPUTS}."
+        )
     if volumes and images:
         raise DatasetLayoutError(
             f"OCT inference input '{input_dir}' holds volumes ('{volumes[0].name}') and B-scan images "

@@ -122,3 +122,13 @@ def test_inference_inputs_are_volumes_or_bscans_never_both(tmp_path, one_volume)
         list_oct_inference_inputs(mixed / "images")
     with pytest.raises(DatasetLayoutError, match="no_such"):
         list_oct_inference_inputs(tmp_path / "no_such")
+
+
+def test_an_inference_input_that_is_gzip_but_not_nifti_is_named(tmp_path, one_volume):
+    root, _, _ = one_volume
+    folder = tmp_path / "volumes"
+    folder.mkdir()
+    (folder / "v1.nii.gz").write_bytes((root / "nifti" / "images" / "v1.nii.gz").read_bytes())
+    (folder / "notes.txt.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(DatasetLayoutError, match="notes.txt.gz' is neither a volume nor a B-scan image"):
+        list_oct_inference_inputs(folder)
