@@ -329,3 +329,18 @@ def test_duke_subset_trains_through_the_duke_layout_with_unannotated_columns_ign
     assert state["trainer"]["iteration"] == 2
     model = torch.load(tmp_path / "models" / "model.pt", map_location="cpu", weights_only=True)
     assert model["standard_head.out.conv.weight"].shape[0] == 2  # background and fluid
+
+
+def test_unlabelled_stream_has_its_own_random_transforms(tmp_path, demo_data_dir):
+    # the stream re-seeds its transforms every epoch: shared instances would re-seed the labelled augmentation too
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(configs(OCT_BUNDLE, "train.json", "demo.json"))
+    parser.update({"bundle_root": str(tmp_path), "demo_data_dir": str(demo_data_dir), "mode": "self_taught"})
+    labelled = {id(t) for t in parser.get_parsed_content("train#random_transforms")}
+    parts = parser.get_parsed_content("train#unlabelled_part_transforms")
+    assert set(parts) == {"image", "unlabelled"}
+    for transforms in parts.values():
+        assert labelled.isdisjoint(id(t) for t in transforms)
+        assert any(type(t).__name__ == "RandFlipd" for t in transforms)
